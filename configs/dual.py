@@ -1,0 +1,87 @@
+"""Default config: a U-Net separator, one shared encoder and twin decoders.
+
+The full run is meant for a GPU or TPU:
+
+  python launch.py --config=configs/dual.py --workdir=runs/dual
+
+Any field can be overridden on the command line, e.g.
+``--config.batch_size=256 --config.num_train_steps=20000``. Durations are in
+steps; values that depend on others (the learning-rate decay length, the
+warm-up cap) are derived in code, so overrides stay consistent.
+"""
+
+import os
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The default (U-Net) configuration."""
+  config = ml_collections.ConfigDict()
+  # Seeds the initial parameters, the training pairs and the dropout masks.
+  config.seed = 0
+
+  config.model = ml_collections.ConfigDict()
+  # Architecture: 'unet' (this) or 'seed004' (the reference report's design).
+  config.model.name = 'unet'
+  # U-Net channels per level, from 32x32 down; the last is the bottleneck.
+  config.model.widths = (32, 64, 128, 256)
+  # Normalisation after each convolution: 'group', 'batch' or 'none'.
+  config.model.norm = 'group'
+  # Channels the digit decoder predicts: 3, or 1 repeated to RGB (it is grey).
+  config.model.digit_channels = 3
+
+  config.data = ml_collections.ConfigDict()
+  # 'auto' (local folder if complete, else tfds), 'local' or 'tfds'.
+  config.data.source = 'auto'
+  # Folder with the standard MNIST / CIFAR-10 files; '' means none.
+  config.data.dir = os.environ.get('MIXAE_DATA_DIR', '')
+  # tensorflow-datasets data_dir; '' means tfds's default (~/tensorflow_datasets).
+  config.data.tfds_dir = ''
+
+  # Mixtures per training step (global, over all devices).
+  config.batch_size = 128
+  # Total optimizer steps; each draws fresh random (digit, image) pairs.
+  config.num_train_steps = 100_000
+
+  config.optimizer = ml_collections.ConfigDict()
+  # Peak learning rate of Adam.
+  config.optimizer.learning_rate = 1e-3
+  # 'cosine' (linear warm-up, then cosine decay to the end) or 'constant'.
+  config.optimizer.schedule = 'cosine'
+  # Linear warm-up steps (capped at num_train_steps).
+  config.optimizer.warmup_steps = 1000
+  # Cosine schedule's final learning rate, as a fraction of the peak.
+  config.optimizer.final_lr_fraction = 0.01
+  # Decoupled weight decay (AdamW); 0 means plain Adam.
+  config.optimizer.weight_decay = 0.0
+  # Clip gradients to this global norm; 0 disables clipping.
+  config.optimizer.grad_clip_norm = 0.0
+
+  config.loss = ml_collections.ConfigDict()
+  # loss = digit_weight * MSE(digit) + image_weight * MSE(CIFAR image).
+  config.loss.digit_weight = 1.0
+  config.loss.image_weight = 1.0
+
+  config.eval = ml_collections.ConfigDict()
+  # Fixed eval pairs drawn from the test splits (see input_pipeline.pairing).
+  config.eval.num_pairs = 10_000
+  # Seed of the eval pairing; same seed and num_pairs, same pairs.
+  config.eval.pairing_seed = 0
+  # Mixtures per eval batch (global).
+  config.eval.batch_size = 500
+  # Evaluate every this many steps during training (0: only at the end).
+  config.eval.every_steps = 5000
+  # Pairs used by those periodic evals (the first of the fixed pairs);
+  # the final eval always uses all num_pairs.
+  config.eval.periodic_num_pairs = 2000
+
+  # Log train metrics every this many steps (the only host syncs).
+  config.log_every_steps = 100
+
+  config.checkpoint = ml_collections.ConfigDict()
+  # Save a checkpoint every this many steps, and always at the end.
+  config.checkpoint.every_steps = 2000
+  # Keep this many of the latest checkpoints.
+  config.checkpoint.max_to_keep = 3
+  return config

@@ -1,0 +1,84 @@
+"""Checking configs before any work starts, and saving/loading them as JSON."""
+
+import json
+import pathlib
+
+import jax
+import ml_collections
+
+from mixae_jax import models
+from mixae_jax.errors import CheckpointError, ConfigError
+
+CONFIG_FILE = 'config.json'
+SCHEDULES = ('constant', 'cosine')
+
+
+def _positive_int(config: ml_collections.ConfigDict, key: str,
+                  allow_zero: bool = False) -> None:
+  value = config
+  for part in key.split('.'):
+    value = value[part]
+  low = 0 if allow_zero else 1
+  if isinstance(value, bool) or not isinstance(value, int) or value < low:
+    raise ConfigError(f'{key}={value!r} must be an integer >= {low}')
+
+
+def validate(config: ml_collections.ConfigDict,
+             num_devices: int | None = None) -> None:
+  """Raises `ConfigError` naming the first value that cannot work.
+
+  Checks ranges and the relations between fields (e.g. batch sizes that must
+  divide over the devices), and builds the model once so that an unknown
+  model name or norm is caught before data is read.
+  """
+  num_devices = jax.device_count() if num_devices is None else num_devices
+  for key in ('batch_size', 'log_every_steps', 'eval.batch_size',
+              'eval.num_pairs', 'checkpoint.every_steps',
+              'checkpoint.max_to_keep'):
+    _positive_int(config, key)
+  for key in ('num_train_steps', 'eval.every_steps', 'eval.periodic_num_pairs',
+              'optimizer.warmup_steps'):
+    _positive_int(config, key, allow_zero=True)
+  for key in ('batch_size', 'eval.batch_size'):
+    value = config.batch_size if key == 'batch_size' else config.eval.batch_size
+    if value % num_devices:
+      raise ConfigError(
+          f'{key}={value} does not divide over the {num_devices} devices; use '
+          f'a multiple of {num_devices}, e.g. {num_devices * max(1, value // num_devices)}')
+  if not config.optimizer.learning_rate > 0:
+    raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate}'
+                      ' must be > 0')
+  if config.optimizer.schedule not in SCHEDULES:
+    raise ConfigError(f'optimizer.schedule={config.optimizer.schedule!r} is '
+                      f'unknown; use one of {SCHEDULES}')
+  for key in ('digit_weight', 'image_weight'):
+    if config.loss[key] < 0:
+      raise ConfigError(f'loss.{key}={config.loss[key]} must be >= 0')
+  models.create_model(config.model)
+
+
+def save(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
+  """Writes ``<workdir>/config.json`` (atomically)."""
+  path = pathlib.Path(workdir) / CONFIG_FILE
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix('.json.tmp')
+  tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + '\n')
+  tmp.replace(path)
+
+
+def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """Reads the config a run saved in its workdir.
+
+  Raises:
+    CheckpointError: the workdir has no (readable) ``config.json``.
+  """
+  path = pathlib.Path(workdir) / CONFIG_FILE
+  if not path.is_file():
+    raise CheckpointError(
+        f'{path} not found: {workdir} is not a mixae_jax run folder (train '
+        'one with --mode=train, or pass --config)')
+  try:
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CheckpointError(f'{path} is not valid JSON ({e}); pass --config '
+                          'explicitly') from None

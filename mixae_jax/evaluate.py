@@ -1,0 +1,141 @@
+"""Evaluation on the fixed eval pairs: per-image metrics, summaries, outputs."""
+
+import functools
+import pathlib
+from typing import Any, Mapping
+
+import flax
+import jax
+import numpy as np
+
+from mixae_jax import input_pipeline
+from mixae_jax import metrics
+from mixae_jax import preprocessing
+from mixae_jax import writers
+
+
+@flax.struct.dataclass
+class InferenceState:
+  """What inference needs: the model's apply function and its variables."""
+  apply_fn: Any = flax.struct.field(pytree_node=False)
+  params: Any
+  batch_stats: Any
+
+
+def separate(state: Any, mixture: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Runs the model in inference mode: mixture -> (digit, image).
+
+  Args:
+    state: a `TrainState` or `InferenceState` (anything with apply_fn,
+      params and batch_stats).
+    mixture: float32 [N, 32, 32, 3] in [0, 1].
+  """
+  variables = {'params': state.params}
+  if state.batch_stats:
+    variables['batch_stats'] = state.batch_stats
+  return state.apply_fn(variables, mixture, train=False)
+
+
+@jax.jit
+def eval_step(state: Any, digits: jax.Array, images: jax.Array
+              ) -> dict[str, dict[str, jax.Array]]:
+  """Per-image metrics of the model and of the mixture-as-answer baseline.
+
+  Args:
+    state: see `separate`.
+    digits: uint8 [N, 28, 28] MNIST digits.
+    images: uint8 [N, 32, 32, 3] CIFAR-10 images.
+
+  Returns:
+    ``{'mnist': {'psnr','ssim','mse'}, 'cifar10': {...}, 'baseline_mnist':
+    {...}, 'baseline_cifar10': {...}}``, each a float32 [N] array.
+  """
+  mix = preprocessing.make_mixtures(digits, images)
+  digit, image = separate(state, mix.mixture)
+  return {
+      'mnist': metrics.per_image(digit, mix.digit),
+      'cifar10': metrics.per_image(image, mix.cifar),
+      'baseline_mnist': metrics.per_image(mix.mixture, mix.digit),
+      'baseline_cifar10': metrics.per_image(mix.mixture, mix.cifar),
+  }
+
+
+def per_image_metrics(state: Any, eval_set: input_pipeline.EvalSet,
+                      batch_size: int, num_pairs: int | None = None,
+                      sharding: jax.sharding.Sharding | None = None
+                      ) -> dict[str, dict[str, np.ndarray]]:
+  """`eval_step` over the first `num_pairs` eval pairs, in fixed-size batches.
+
+  The last batch is padded to `batch_size` (so one compiled step serves every
+  batch) and the padding is dropped from the results.
+  """
+  n = len(eval_set.digits) if num_pairs is None else num_pairs
+  chunks = []
+  for start in range(0, n, batch_size):
+    stop = min(start + batch_size, n)
+    digits, images = (_pad(a[start:stop], batch_size)
+                      for a in (eval_set.digits, eval_set.images))
+    if sharding is not None:
+      digits, images = jax.device_put((digits, images), sharding)
+    result = eval_step(state, digits, images)
+    chunks.append((result, stop - start))
+  # One transfer at the end: the steps above ran without waiting on the host.
+  chunks = jax.device_get(chunks)
+  return jax.tree.map(lambda *xs: np.concatenate(xs),
+                      *[jax.tree.map(lambda x, k=k: x[:k], r) for r, k in chunks])
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+  if len(x) == size:
+    return x
+  return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)])
+
+
+def summary(per_image: Mapping[str, Mapping[str, np.ndarray]], step: int,
+            pairing_seed: int) -> dict[str, Any]:
+  """The ``eval/metrics.json`` record for one evaluation."""
+  means = metrics.summarize(per_image)
+  return {
+      'step': int(step),
+      'num_pairs': int(len(per_image['mnist']['psnr'])),
+      'pairing_seed': int(pairing_seed),
+      'mnist': means['mnist'],
+      'cifar10': means['cifar10'],
+      'baseline': {'mnist': means['baseline_mnist'],
+                   'cifar10': means['baseline_cifar10']},
+  }
+
+
+def predict_samples(state: Any, eval_set: input_pipeline.EvalSet,
+                    count: int) -> dict[str, np.ndarray]:
+  """Mixture, truths and predictions of the first `count` pairs, for figures."""
+  mix = preprocessing.make_mixtures(eval_set.digits[:count],
+                                    eval_set.images[:count])
+  digit, image = jax.jit(separate)(state, mix.mixture)
+  return jax.device_get({'mixture': mix.mixture, 'digit': mix.digit,
+                         'digit_pred': digit, 'image': mix.cifar,
+                         'image_pred': image})
+
+
+def write_eval_outputs(workdir: str | pathlib.Path, record: Mapping[str, Any],
+                       samples: Mapping[str, np.ndarray]) -> pathlib.Path:
+  """Writes ``eval/metrics.json`` and ``eval/samples.png``; returns eval dir."""
+  from mixae_jax import plots  # matplotlib is only needed for outputs.
+
+  out = pathlib.Path(workdir) / 'eval'
+  out.mkdir(parents=True, exist_ok=True)
+  writers.write_json(out / 'metrics.json', record)
+  plots.save_png(out / 'samples.png', plots.sample_grid(samples))
+  return out
+
+
+def format_summary(record: Mapping[str, Any]) -> str:
+  """One human-readable line per source, model against baseline."""
+  lines = []
+  for source in metrics.SOURCES:
+    m, b = record[source], record['baseline'][source]
+    lines.append(f'{source:8s} PSNR {m["psnr"]:6.2f} dB  SSIM {m["ssim"]:.4f}  '
+                 f'MSE {m["mse"]:.5f}   (mixture baseline: {b["psnr"]:.2f} dB, '
+                 f'SSIM {b["ssim"]:.4f})')
+  return '\n'.join(lines)
+

@@ -1,0 +1,161 @@
+"""Separator networks: one encoder, twin decoders (digit and CIFAR image).
+
+Every model maps a mixture [N, 32, 32, 3] in [0, 1] to a pair
+``(digit, image)`` of [N, 32, 32, 3] arrays in [0, 1] and is called as
+``model.apply(variables, x, train=...)``. Select one with
+``config.model.name``; `create_model` builds it from ``config.model``.
+"""
+
+import functools
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+import ml_collections
+
+from mixae_jax.errors import ConfigError
+
+NORMS = ('batch', 'group', 'none')
+
+
+def _norm(kind: str, train: bool, name: str | None = None) -> Callable:
+  """A normalisation layer by name; BatchNorm momentum matches PyTorch's 0.1."""
+  if kind == 'batch':
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                        epsilon=1e-5, name=name)
+  if kind == 'group':
+    # 8 groups, or fewer for narrow layers so each group has >= 4 channels.
+    return lambda x: nn.GroupNorm(
+        num_groups=max(1, min(8, x.shape[-1] // 4)), name=name)(x)
+  if kind == 'none':
+    return lambda x: x
+  raise ConfigError(f'model.norm={kind!r} is unknown; use one of {NORMS}')
+
+
+class Seed004(nn.Module):
+  """The reference report's design (`references/004`), reproduced faithfully.
+
+  Encoder: three Conv 4x4 stride 2 (3->64->128->256), each with BatchNorm,
+  ReLU and Dropout 0.2; then Dense 512 and Dense 128 (the latent) with
+  Dropout 0.5. Each decoder: Dense 512, Dense 4*4*256, then three
+  ConvTranspose 4x4 stride 2 (256->128->64->3) with BatchNorm and ReLU, and a
+  sigmoid at the end. About 8.5 M parameters.
+  """
+  latent_dim: int = 128
+  dropout: float = 0.2
+  latent_dropout: float = 0.5
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool = False):
+    h = x
+    for features in (64, 128, 256):
+      # padding 1 on each side, as PyTorch's Conv2d(k=4, s=2, p=1): 32->16->8->4.
+      h = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(h)
+      h = _norm('batch', train)(h)
+      h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(h))
+    h = h.reshape(h.shape[0], -1)
+    h = nn.relu(nn.Dense(512)(h))
+    z = nn.Dense(self.latent_dim)(h)
+    z = nn.Dropout(self.latent_dropout, deterministic=not train)(z)
+    return (self._decoder(z, train, 'digit'), self._decoder(z, train, 'image'))
+
+  def _decoder(self, z: jnp.ndarray, train: bool, name: str) -> jnp.ndarray:
+    h = nn.relu(nn.Dense(512, name=f'{name}_dense1')(z))
+    h = nn.relu(nn.Dense(4 * 4 * 256, name=f'{name}_dense2')(h))
+    h = h.reshape(h.shape[0], 4, 4, 256)
+    for i, features in enumerate((128, 64, 3)):
+      # Padding 2 = k - 1 - p on the dilated input: PyTorch's
+      # ConvTranspose2d(k=4, s=2, p=1), doubling the size each time.
+      h = nn.ConvTranspose(features, (4, 4), strides=(2, 2),
+                           padding=((2, 2), (2, 2)), name=f'{name}_deconv{i}')(h)
+      if features != 3:
+        h = nn.relu(_norm('batch', train, name=f'{name}_bn{i}')(h))
+    return nn.sigmoid(h)
+
+
+class ConvBlock(nn.Module):
+  """Two 3x3 convolutions, each followed by normalisation and ReLU."""
+  features: int
+  norm: str = 'group'
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+    for _ in range(2):
+      x = nn.Conv(self.features, (3, 3), use_bias=self.norm == 'none')(x)
+      x = nn.relu(_norm(self.norm, train)(x))
+    return x
+
+
+class UNetDecoder(nn.Module):
+  """Upsamples the shared bottleneck, merging the shared encoder's skips."""
+  widths: Sequence[int]
+  out_channels: int
+  norm: str = 'group'
+
+  @nn.compact
+  def __call__(self, h: jnp.ndarray, skips: Sequence[jnp.ndarray],
+               train: bool = False) -> jnp.ndarray:
+    for features, skip in zip(reversed(self.widths[:-1]), reversed(skips)):
+      h = nn.ConvTranspose(features, (2, 2), strides=(2, 2))(h)
+      h = ConvBlock(features, self.norm)(jnp.concatenate([h, skip], -1), train)
+    h = nn.Conv(self.out_channels, (1, 1))(h)
+    h = nn.sigmoid(h)
+    # A grey digit needs one channel; repeat it so every output is RGB.
+    return jnp.broadcast_to(h, h.shape[:-1] + (3,)) if h.shape[-1] == 1 else h
+
+
+class UNet(nn.Module):
+  """A shared U-Net encoder whose skip connections feed both decoders.
+
+  ``widths`` gives the channels per resolution level (32x32, 16x16, ...); the
+  last entry is the bottleneck. ``digit_channels=1`` predicts a grey digit
+  and repeats it to RGB.
+  """
+  widths: Sequence[int] = (32, 64, 128)
+  norm: str = 'group'
+  digit_channels: int = 3
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool = False):
+    skips = []
+    h = x
+    for features in self.widths[:-1]:
+      h = ConvBlock(features, self.norm)(h, train)
+      skips.append(h)
+      h = nn.max_pool(h, (2, 2), strides=(2, 2))
+    h = ConvBlock(self.widths[-1], self.norm)(h, train)
+    decoder = functools.partial(UNetDecoder, self.widths, norm=self.norm)
+    digit = decoder(self.digit_channels, name='digit_decoder')(h, skips, train)
+    image = decoder(3, name='image_decoder')(h, skips, train)
+    return digit, image
+
+
+MODELS = ('seed004', 'unet')
+
+
+def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
+  """Builds the model named by ``model_config.name`` from its settings.
+
+  Raises:
+    ConfigError: an unknown model name or norm, or nonsensical sizes.
+  """
+  name = model_config.name
+  if name == 'seed004':
+    return Seed004()
+  if name == 'unet':
+    widths = tuple(model_config.widths)
+    if len(widths) < 2 or min(widths) < 1:
+      raise ConfigError(f'model.widths={widths} needs at least two positive '
+                        'entries (one level plus the bottleneck)')
+    if 32 % 2 ** (len(widths) - 1):
+      raise ConfigError(f'model.widths has {len(widths)} levels; 32x32 images '
+                        'allow at most 6')
+    if model_config.norm not in NORMS:
+      raise ConfigError(f'model.norm={model_config.norm!r} is unknown; use one '
+                        f'of {NORMS}')
+    if model_config.digit_channels not in (1, 3):
+      raise ConfigError(f'model.digit_channels={model_config.digit_channels} '
+                        'must be 1 (grey, repeated) or 3')
+    return UNet(widths=widths, norm=model_config.norm,
+                digit_channels=model_config.digit_channels)
+  raise ConfigError(f'model.name={name!r} is unknown; use one of {MODELS}')

@@ -1,0 +1,87 @@
+"""Figures a run writes: the sample grid and the loss / PSNR curves."""
+
+import pathlib
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+SAMPLE_COLUMNS = (('mixture', 'mixture'), ('digit', 'true digit'),
+                  ('digit_pred', 'recovered digit'), ('image', 'true CIFAR'),
+                  ('image_pred', 'recovered CIFAR'))
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+  """float [.., 3] in [0, 1] -> uint8, rounding to the nearest level."""
+  return np.round(np.clip(np.asarray(x, np.float32), 0, 1) * 255).astype(np.uint8)
+
+
+def save_png(path: str | pathlib.Path, image: np.ndarray) -> None:
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(image).save(path)
+
+
+def sample_grid(samples: Mapping[str, np.ndarray], scale: int = 3,
+                columns: Sequence[tuple[str, str]] = SAMPLE_COLUMNS,
+                row_titles: Sequence[str] | None = None) -> np.ndarray:
+  """A labelled grid: one row per pair, one column per entry of `columns`.
+
+  Args:
+    samples: float [N, 32, 32, 3] arrays in [0, 1] keyed by column key.
+    scale: nearest-neighbour upscaling so 32x32 images stay legible.
+    columns: (key, title) pairs in display order.
+    row_titles: optional text under each row's first image.
+
+  Returns:
+    uint8 [H, W, 3] image.
+  """
+  rows = len(samples[columns[0][0]])
+  cell, gap, header = 32 * scale, 4, 16
+  row_h = cell + gap + (12 if row_titles else 0)
+  width = len(columns) * (cell + gap) + gap
+  canvas = Image.new('RGB', (max(width, 1), header + rows * row_h + gap),
+                     'white')
+  draw = ImageDraw.Draw(canvas)
+  for c, (key, title) in enumerate(columns):
+    x = gap + c * (cell + gap)
+    draw.text((x, 2), title, fill='black')
+    tiles = to_uint8(samples[key])
+    for r in range(rows):
+      tile = Image.fromarray(tiles[r]).resize((cell, cell), Image.NEAREST)
+      y = header + r * row_h
+      canvas.paste(tile, (x, y))
+      if row_titles and c == 0:
+        draw.text((x, y + cell + 1), row_titles[r], fill='black')
+  return np.asarray(canvas)
+
+
+def loss_curves(records: Sequence[Mapping[str, Any]],
+                path: str | pathlib.Path) -> None:
+  """Plots train loss and eval PSNR (both sources) against step to `path`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')  # Files only; never needs a display.
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  train = [r for r in records if r.get('kind') == 'train'
+           and isinstance(r.get('loss'), (int, float))]
+  evals = [r for r in records if r.get('kind') == 'eval' and 'mnist' in r]
+  fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4))
+  if train:
+    ax_loss.plot([r['step'] for r in train], [r['loss'] for r in train])
+    ax_loss.set_yscale('log')
+  ax_loss.set(title='train loss (MSE digit + MSE image)', xlabel='step')
+  for source, label in (('mnist', 'digit (MNIST)'), ('cifar10', 'image (CIFAR-10)')):
+    if evals:
+      ax_psnr.plot([r['step'] for r in evals],
+                   [r[source]['psnr'] for r in evals], 'o-', label=label)
+  ax_psnr.set(title='eval PSNR (dB)', xlabel='step')
+  if evals:
+    ax_psnr.legend()
+  for ax in (ax_loss, ax_psnr):
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,138 @@
+"""`Separator`: a trained model as a plain function on numpy arrays.
+
+    from mixae_jax import Separator
+    sep = Separator.restore("runs/dual")
+    digits, images = sep(mixtures)   # float32 [N, 32, 32, 3] in [0, 1]
+"""
+
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+
+from mixae_jax import checkpoints
+from mixae_jax import configuration
+from mixae_jax import evaluate
+from mixae_jax import models
+from mixae_jax import preprocessing
+from mixae_jax.errors import InputError
+
+_separate = jax.jit(evaluate.separate)
+
+
+class Separator:
+  """Separates mixtures with a trained model, batching internally.
+
+  Build one with `Separator.restore(workdir)`; call it on float32
+  [N, 32, 32, 3] mixtures in [0, 1].
+  """
+
+  def __init__(self, state: evaluate.InferenceState,
+               config: ml_collections.ConfigDict, step: int | None = None,
+               batch_size: int = 256):
+    self.state = state
+    self.config = config
+    self.step = step
+    self.batch_size = batch_size
+
+  @classmethod
+  def restore(cls, workdir: str | pathlib.Path, step: int | None = None,
+              batch_size: int = 256) -> 'Separator':
+    """Loads the model a run saved in `workdir` (its config.json and checkpoint).
+
+    Args:
+      workdir: a run folder written by ``launch.py --mode=train``, or a
+        released model such as ``pretrained/dual``.
+      step: which checkpoint; the latest when None.
+      batch_size: how many mixtures go through the model at once.
+
+    Raises:
+      CheckpointError: no run folder, no checkpoint, or one that does not fit.
+    """
+    # Imported here: train pulls in the optimizer, which inference only needs
+    # to describe the checkpoint's structure.
+    from mixae_jax import train  # pylint: disable=g-import-not-at-top
+
+    config = configuration.load(workdir)
+    models.create_model(config.model)  # A clear error for an unknown model.
+    manager = checkpoints.create_manager(workdir, read_only=True)
+    try:
+      restored = checkpoints.restore(manager, train.create_train_state(config),
+                                     step)
+    finally:
+      manager.close()
+    state = evaluate.InferenceState(apply_fn=restored.apply_fn,
+                                    params=restored.params,
+                                    batch_stats=restored.batch_stats)
+    return cls(state, config, step=int(restored.step), batch_size=batch_size)
+
+  def __call__(self, mixtures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Separates a batch of mixtures.
+
+    Args:
+      mixtures: float32 [N, 32, 32, 3] (or one [32, 32, 3] image) in [0, 1].
+
+    Returns:
+      (digits, images): two float32 arrays of the input's shape, in [0, 1].
+
+    Raises:
+      InputError: wrong type, dtype, shape, or values outside [0, 1] or NaN.
+    """
+    x = check_mixtures(mixtures)
+    single = x.ndim == 3
+    if single:
+      x = x[None]
+    digits, images = [], []
+    for start in range(0, len(x), self.batch_size):
+      chunk = x[start:start + self.batch_size]
+      n = len(chunk)
+      if n < self.batch_size and len(x) > self.batch_size:
+        # Pad the tail so every batch reuses the one compiled shape.
+        chunk = np.concatenate([chunk, np.zeros((self.batch_size - n,) +
+                                                chunk.shape[1:], np.float32)])
+      d, i = _separate(self.state, chunk)
+      digits.append(np.asarray(d)[:n])
+      images.append(np.asarray(i)[:n])
+    digits, images = np.concatenate(digits), np.concatenate(images)
+    return (digits[0], images[0]) if single else (digits, images)
+
+  def mix_and_separate(self, digits: np.ndarray, images: np.ndarray):
+    """Mixes uint8 digits and images with the shared preprocessing, separates.
+
+    Returns:
+      (mixtures, predicted digits, predicted images), float32 numpy arrays.
+    """
+    mix = preprocessing.make_mixtures(digits, images)
+    mixture = np.asarray(mix.mixture)
+    return (mixture,) + self(mixture)
+
+
+def check_mixtures(mixtures: np.ndarray) -> np.ndarray:
+  """Validates the separator's input; returns it as float32 numpy.
+
+  Raises:
+    InputError: describing what is wrong and what is expected.
+  """
+  expected = 'float32 [N, 32, 32, 3] mixtures with values in [0, 1]'
+  if not isinstance(mixtures, (np.ndarray, jax.Array)):
+    raise InputError(f'mixtures must be a numpy array, got '
+                     f'{type(mixtures).__name__}; expected {expected}')
+  if not np.issubdtype(mixtures.dtype, np.floating):
+    raise InputError(
+        f'mixtures have dtype {mixtures.dtype}; expected {expected} (divide '
+        'uint8 images by 255, or use mix_and_separate for uint8 sources)')
+  if mixtures.shape[-3:] != (32, 32, 3) or mixtures.ndim not in (3, 4):
+    raise InputError(f'mixtures have shape {tuple(mixtures.shape)}; expected '
+                     f'{expected} (resize to 32x32 RGB first)')
+  x = np.asarray(mixtures, np.float32)
+  if x.size == 0:
+    raise InputError(f'mixtures are empty; expected {expected}')
+  if not np.all(np.isfinite(x)):
+    raise InputError(f'mixtures contain NaN or infinite values; expected '
+                     f'{expected}')
+  low, high = float(x.min()), float(x.max())
+  if low < 0.0 or high > 1.0:
+    raise InputError(f'mixture values span [{low:.3g}, {high:.3g}]; expected '
+                     f'{expected}')
+  return x

@@ -1,0 +1,312 @@
+"""Training: the train state, the pure train step and the training loop.
+
+`train_and_evaluate(config, workdir)` is the whole job behind
+``launch.py --mode=train``: it resumes from the latest checkpoint in
+``workdir`` when there is one, trains to ``config.num_train_steps``, and
+evaluates on the fixed eval pairs.
+
+Training pairs are sampled inside the jitted step from uint8 images kept on
+the device (`input_pipeline.TrainPool`); the per-step rng is
+``fold_in(key(seed), step)``, so a resumed run draws exactly the pairs and
+dropout masks the uninterrupted run would have drawn.
+"""
+
+import functools
+import pathlib
+import time
+from typing import Any
+
+from absl import logging
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+import ml_collections
+import numpy as np
+import optax
+
+from mixae_jax import checkpoints
+from mixae_jax import configuration
+from mixae_jax import evaluate
+from mixae_jax import input_pipeline
+from mixae_jax import models
+from mixae_jax import plots
+from mixae_jax import preprocessing
+from mixae_jax import writers
+from mixae_jax.errors import NonFiniteLossError
+
+NUM_SAMPLE_ROWS = 10
+
+
+class TrainState(train_state.TrainState):
+  """Params, optimizer state, BatchNorm statistics and the run's rng key."""
+  batch_stats: Any
+  rng: jax.Array  # raw uint32 key data, so checkpoints hold plain arrays.
+
+
+def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh over all devices with the batch ('data') axis."""
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), ('data',))
+
+
+def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """The learning-rate schedule; decay length derives from num_train_steps."""
+  opt = config.optimizer
+  warmup = min(opt.warmup_steps, config.num_train_steps)
+  if opt.schedule == 'constant':
+    if not warmup:
+      return optax.constant_schedule(opt.learning_rate)
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, opt.learning_rate, warmup),
+         optax.constant_schedule(opt.learning_rate)], [warmup])
+  return optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=opt.learning_rate, warmup_steps=warmup,
+      decay_steps=max(config.num_train_steps, warmup + 1),
+      end_value=opt.learning_rate * opt.final_lr_fraction)
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam (AdamW when weight_decay > 0), optionally with gradient clipping."""
+  opt = config.optimizer
+  schedule = make_schedule(config)
+  if opt.weight_decay:
+    adam = optax.adamw(schedule, weight_decay=opt.weight_decay)
+  else:
+    adam = optax.adam(schedule)
+  if opt.grad_clip_norm:
+    return optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), adam)
+  return adam
+
+
+def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
+  """A freshly initialised train state for `config` (seeded by config.seed)."""
+  model = models.create_model(config.model)
+  key = jax.random.key(config.seed)
+  init_key, run_key = jax.random.split(key)
+  dummy = jnp.zeros((1, preprocessing.IMAGE_SIZE, preprocessing.IMAGE_SIZE, 3))
+  variables = jax.jit(functools.partial(model.init, train=False))(
+      {'params': init_key}, dummy)
+  return TrainState.create(
+      apply_fn=model.apply, params=variables['params'],
+      tx=make_optimizer(config),
+      batch_stats=variables.get('batch_stats', {}),
+      rng=jax.random.key_data(run_key))
+
+
+def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
+               digit_weight: float = 1.0, image_weight: float = 1.0
+               ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One Adam step on ``digit_weight * MSE(digit) + image_weight * MSE(image)``.
+
+  Pure: the same (state, batch, rng) always gives the same result.
+
+  Args:
+    state: the train state.
+    batch: mixtures with their true sources.
+    rng: key for dropout.
+    digit_weight: weight of the digit's MSE in the loss.
+    image_weight: weight of the CIFAR image's MSE in the loss.
+
+  Returns:
+    The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm.
+  """
+  def loss_fn(params):
+    variables = {'params': params, 'batch_stats': state.batch_stats}
+    (digit, image), updates = state.apply_fn(
+        variables, batch.mixture, train=True, rngs={'dropout': rng},
+        mutable=['batch_stats'])
+    digit_mse = jnp.mean(jnp.square(digit - batch.digit))
+    image_mse = jnp.mean(jnp.square(image - batch.cifar))
+    loss = digit_weight * digit_mse + image_weight * image_mse
+    return loss, (updates, digit_mse, image_mse)
+
+  grads, (updates, digit_mse, image_mse) = jax.grad(loss_fn, has_aux=True)(
+      state.params)
+  loss = digit_weight * digit_mse + image_weight * image_mse
+  new_state = state.apply_gradients(
+      grads=grads, batch_stats=updates.get('batch_stats', state.batch_stats))
+  metrics = {'loss': loss, 'digit_mse': digit_mse, 'image_mse': image_mse,
+             'grad_norm': optax.tree.norm(grads)}
+  return new_state, metrics
+
+
+@functools.partial(
+    jax.jit, donate_argnums=0,
+    static_argnames=('batch_size', 'data_sharding', 'digit_weight',
+                     'image_weight'))
+def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
+                       batch_size: int,
+                       data_sharding: NamedSharding | None = None,
+                       digit_weight: float = 1.0, image_weight: float = 1.0
+                       ) -> tuple[TrainState, dict[str, jax.Array]]:
+  """Draws a fresh batch from the device-resident pool and takes a step.
+
+  The step's key is ``fold_in(run key, step)``: the pairs and dropout masks
+  depend only on the seed and the step number, not on restarts or devices.
+  With `data_sharding`, the batch is split over the mesh's 'data' axis and
+  the parameters stay replicated; XLA inserts the gradient all-reduce and the
+  cross-device BatchNorm statistics.
+  """
+  key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+  sample_key, dropout_key = jax.random.split(key)
+  batch = input_pipeline.sample_batch(pool, sample_key, batch_size)
+  if data_sharding is not None:
+    batch = jax.lax.with_sharding_constraint(batch, data_sharding)
+  new_state, metrics = train_step(state, batch, dropout_key, digit_weight,
+                                  image_weight)
+  if data_sharding is not None:
+    replicated = NamedSharding(data_sharding.mesh, P())
+    new_state = jax.lax.with_sharding_constraint(new_state, replicated)
+  return new_state, metrics
+
+
+def _check_finite(history: list[tuple[int, dict[str, Any]]],
+                  manager: Any) -> None:
+  """Raises NonFiniteLossError at the first non-finite loss in `history`."""
+  for step, m in history:
+    loss = float(m['loss'])
+    if not np.isfinite(loss):
+      manager.wait_until_finished()
+      last = manager.latest_step()
+      kept = (f'the last good checkpoint (step {last}) is kept' if last is not None
+              else 'no checkpoint had been saved yet')
+      raise NonFiniteLossError(
+          f'the training loss became {loss} at step {step}; stopped, and '
+          f'{kept}; lower optimizer.learning_rate (now set in the config) or '
+          'set optimizer.grad_clip_norm')
+
+
+def _mean_metrics(history: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
+  return {k: float(np.mean([m[k] for _, m in history])) for k in history[0][1]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str | pathlib.Path) -> dict[str, Any]:
+  """Trains (resuming from ``workdir`` if it has checkpoints), then evaluates.
+
+  Args:
+    config: a config like ``configs/dual.py``'s.
+    workdir: where checkpoints, metrics, TensorBoard events and figures go.
+
+  Returns:
+    The final evaluation record (what ``eval/metrics.json`` holds).
+  """
+  configuration.validate(config)
+  workdir = pathlib.Path(workdir)
+  mesh = make_mesh()
+  data_sharding = NamedSharding(mesh, P('data'))
+  replicated = NamedSharding(mesh, P())
+
+  datasets = input_pipeline.load_datasets(config.data)
+  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
+                                          config.eval.pairing_seed)
+  state = create_train_state(config)
+  manager = checkpoints.create_manager(
+      workdir, max_to_keep=config.checkpoint.max_to_keep)
+  if manager.latest_step() is not None:
+    state = checkpoints.restore(manager, state)
+    logging.info('Resuming from the checkpoint at step %d.', int(state.step))
+  configuration.save(config, workdir)  # Only once the state is known to fit.
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info('Model %s: %.2f M parameters; %d device(s).', config.model.name,
+               num_params / 1e6, mesh.size)
+
+  state = jax.device_put(state, replicated)
+  pool = input_pipeline.make_train_pool(datasets, replicated)
+  del datasets
+  step_fn = functools.partial(
+      train_step_on_pool, batch_size=config.batch_size,
+      data_sharding=data_sharding if mesh.size > 1 else None,
+      digit_weight=float(config.loss.digit_weight),
+      image_weight=float(config.loss.image_weight))
+  schedule = make_schedule(config)
+  eval_fn = functools.partial(
+      evaluate.per_image_metrics, eval_set=eval_set,
+      batch_size=config.eval.batch_size, sharding=data_sharding)
+
+  step = int(state.step)
+  history: list[tuple[int, dict[str, Any]]] = []
+  writer = writers.MetricWriter(workdir)
+  try:
+    interval_start, interval_steps = time.perf_counter(), 0
+    while step < config.num_train_steps:
+      state, metrics = step_fn(state, pool)
+      step += 1
+      interval_steps += 1
+      history.append((step, metrics))  # Device arrays: no host sync here.
+      is_last = step == config.num_train_steps
+      if step % config.log_every_steps == 0 or is_last:
+        history = jax.device_get(history)
+        _check_finite(history, manager)
+        elapsed = time.perf_counter() - interval_start
+        scalars = _mean_metrics(history)
+        scalars['learning_rate'] = float(schedule(step - 1))
+        scalars['images_per_sec'] = interval_steps * config.batch_size / elapsed
+        writer.write_scalars(step, scalars, kind='train')
+        logging.info('step %d/%d  loss %.5f  (digit %.5f, image %.5f)  '
+                     '%.0f img/s', step, config.num_train_steps,
+                     scalars['loss'], scalars['digit_mse'],
+                     scalars['image_mse'], scalars['images_per_sec'])
+        history = []
+        interval_start, interval_steps = time.perf_counter(), 0
+      if step % config.checkpoint.every_steps == 0 or is_last:
+        _check_finite(jax.device_get(history), manager)  # Never save a NaN.
+        checkpoints.save(manager, step, state)
+      if (config.eval.every_steps and step % config.eval.every_steps == 0
+          and not is_last):
+        n = min(config.eval.periodic_num_pairs or config.eval.num_pairs,
+                config.eval.num_pairs)
+        record = evaluate.summary(eval_fn(state, num_pairs=n), step,
+                                  config.eval.pairing_seed)
+        writer.write_scalars(step, record, kind='eval')
+        logging.info('eval at step %d on %d pairs:\n%s', step, n,
+                     evaluate.format_summary(record))
+        interval_start, interval_steps = time.perf_counter(), 0
+    manager.wait_until_finished()
+    record = _final_eval(state, eval_fn, eval_set, config, workdir, writer)
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+  plots.loss_curves(writers.read_jsonl(workdir / 'metrics.jsonl'),
+                    workdir / 'loss.png')
+  return record
+
+
+def _final_eval(state: Any, eval_fn: Any, eval_set: input_pipeline.EvalSet,
+                config: ml_collections.ConfigDict, workdir: pathlib.Path,
+                writer: writers.MetricWriter) -> dict[str, Any]:
+  """The full evaluation: metrics.json, samples.png, JSONL and TensorBoard."""
+  step = int(state.step)
+  record = evaluate.summary(eval_fn(state), step, config.eval.pairing_seed)
+  samples = evaluate.predict_samples(state, eval_set, NUM_SAMPLE_ROWS)
+  out = evaluate.write_eval_outputs(workdir, record, samples)
+  writer.write_scalars(step, record, kind='eval')
+  writer.write_image(step, 'eval/samples', plots.sample_grid(samples))
+  logging.info('Final eval at step %d on %d pairs (written to %s):\n%s', step,
+               record['num_pairs'], out, evaluate.format_summary(record))
+  return record
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict,
+                        workdir: str | pathlib.Path) -> dict[str, Any]:
+  """``--mode=eval``: restores the latest checkpoint and re-writes eval outputs.
+
+  Gives exactly the metrics of the end-of-training eval for the same config.
+  """
+  configuration.validate(config)
+  workdir = pathlib.Path(workdir)
+  manager = checkpoints.create_manager(workdir, read_only=True)
+  state = checkpoints.restore(manager, create_train_state(config))
+  manager.close()
+  mesh = make_mesh()
+  datasets = input_pipeline.load_datasets(config.data, with_train=False)
+  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
+                                          config.eval.pairing_seed)
+  state = jax.device_put(state, NamedSharding(mesh, P()))
+  eval_fn = functools.partial(
+      evaluate.per_image_metrics, eval_set=eval_set,
+      batch_size=config.eval.batch_size, sharding=NamedSharding(mesh, P('data')))
+  with writers.MetricWriter(workdir) as writer:
+    return _final_eval(state, eval_fn, eval_set, config, workdir, writer)

@@ -1,0 +1,117 @@
+"""A small metric-writing layer: JSONL and TensorBoard, scalars and images.
+
+`MetricWriter` appends one JSON object per call to ``metrics.jsonl`` and
+writes the same scalars (and PNG images) to TensorBoard event files, with no
+TensorFlow needed. Read the JSONL back with `read_jsonl`.
+"""
+
+import io
+import json
+import math
+import pathlib
+import time
+from typing import Any, Mapping
+
+import numpy as np
+from PIL import Image
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+
+def _to_builtin(value: Any) -> Any:
+  """Makes numpy scalars JSON-serialisable; non-finite floats become strings."""
+  if isinstance(value, Mapping):
+    return {k: _to_builtin(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_to_builtin(v) for v in value]
+  if isinstance(value, (np.generic, np.ndarray)):
+    value = value.item() if np.ndim(value) == 0 else value.tolist()
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)  # JSON has no NaN/inf; keep the file strictly valid.
+  return value
+
+
+def write_json(path: str | pathlib.Path, obj: Mapping[str, Any]) -> None:
+  """Writes `obj` as indented JSON, atomically (a reader never sees half)."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(path.suffix + '.tmp')
+  tmp.write_text(json.dumps(_to_builtin(obj), indent=2) + '\n')
+  tmp.replace(path)
+
+
+def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:
+  """The records of a ``metrics.jsonl`` file, skipping a torn last line."""
+  records = []
+  path = pathlib.Path(path)
+  if not path.exists():
+    return records
+  for line in path.read_text().splitlines():
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      continue  # A run killed mid-write leaves at most one torn line.
+  return records
+
+
+class MetricWriter:
+  """Writes scalars to ``<workdir>/metrics.jsonl`` and TensorBoard events."""
+
+  def __init__(self, workdir: str | pathlib.Path):
+    self._workdir = pathlib.Path(workdir)
+    self._workdir.mkdir(parents=True, exist_ok=True)
+    self._jsonl = open(self._workdir / 'metrics.jsonl', 'a', encoding='utf-8')
+    self._events = EventFileWriter(str(self._workdir / 'tensorboard'))
+
+  def write_scalars(self, step: int, scalars: Mapping[str, Any],
+                    kind: str = 'train') -> None:
+    """Logs one record: ``{"kind": kind, "step": step, **scalars}``.
+
+    Nested mappings (``{"mnist": {"psnr": ...}}``) become TensorBoard tags
+    such as ``eval/mnist/psnr``.
+    """
+    record = {'kind': kind, 'step': int(step), 'time': time.time()}
+    record.update(_to_builtin(scalars))
+    self._jsonl.write(json.dumps(record) + '\n')
+    self._jsonl.flush()
+    values = [summary_pb2.Summary.Value(tag=f'{kind}/{tag}', simple_value=v)
+              for tag, v in _flatten(scalars)]
+    self._add(step, summary_pb2.Summary(value=values))
+
+  def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
+    """Logs a uint8 [H, W, 3] image to TensorBoard as a PNG."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format='PNG')
+    summary_image = summary_pb2.Summary.Image(
+        height=image.shape[0], width=image.shape[1], colorspace=3,
+        encoded_image_string=buffer.getvalue())
+    self._add(step, summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag=tag, image=summary_image)]))
+
+  def _add(self, step: int, summary: summary_pb2.Summary) -> None:
+    self._events.add_event(
+        event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+
+  def flush(self) -> None:
+    self._jsonl.flush()
+    self._events.flush()
+
+  def close(self) -> None:
+    self._jsonl.close()
+    self._events.close()
+
+  def __enter__(self) -> 'MetricWriter':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = ''):
+  for key, value in tree.items():
+    name = f'{prefix}{key}'
+    if isinstance(value, Mapping):
+      yield from _flatten(value, name + '/')
+    elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+      yield name, float(value)

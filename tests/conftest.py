@@ -1,0 +1,103 @@
+"""Shared fixtures: tiny synthetic datasets in the standard file formats, a
+tiny config, and one tiny trained run that several tests inspect."""
+
+import gzip
+import pathlib
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import quick
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def write_idx(path: pathlib.Path, array: np.ndarray, magic: int) -> None:
+  """Writes `array` as a gzipped IDX file (MNIST's format)."""
+  header = np.asarray([magic, *array.shape], dtype='>u4').tobytes()
+  with gzip.open(path, 'wb', compresslevel=1) as f:
+    f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+def write_cifar_batch(path: pathlib.Path, images: np.ndarray,
+                      labels: np.ndarray) -> None:
+  """Writes CIFAR-10 binary records: label byte, then R, G, B planes."""
+  planes = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+  np.concatenate([labels[:, None], planes], axis=1).astype(np.uint8).tofile(path)
+
+
+def synthetic_digits(rng: np.random.Generator, n: int) -> np.ndarray:
+  """Digit-like images: dark background with a few bright strokes."""
+  x = np.zeros((n, 28, 28), np.uint8)
+  for k in range(n):
+    for _ in range(3):
+      r, c = rng.integers(4, 20, size=2)
+      h, w = rng.integers(2, 9, size=2)
+      x[k, r:r + h, c:c + w] = rng.integers(150, 256)
+  return x
+
+
+def write_dataset(root: pathlib.Path, n_train: int = 200, n_test: int = 100,
+                  seed: int = 0) -> pathlib.Path:
+  """A complete local data folder, in the official layout, of small size."""
+  rng = np.random.default_rng(seed)
+  mnist = root / 'mnist'
+  mnist.mkdir(parents=True, exist_ok=True)
+  for split, n in (('train', n_train), ('t10k', n_test)):
+    write_idx(mnist / f'{split}-images-idx3-ubyte.gz', synthetic_digits(rng, n),
+              2051)
+    write_idx(mnist / f'{split}-labels-idx1-ubyte.gz',
+              rng.integers(0, 10, n).astype(np.uint8), 2049)
+  cifar = root / 'cifar10' / 'cifar-10-batches-bin'
+  cifar.mkdir(parents=True, exist_ok=True)
+  names = [f'data_batch_{i}.bin' for i in range(1, 6)] + ['test_batch.bin']
+  sizes = [n_train // 5] * 5 + [n_test]
+  for name, n in zip(names, sizes):
+    # Smooth colour gradients plus noise: image-like, unlike the digits.
+    base = rng.integers(0, 256, (n, 1, 1, 3)).astype(np.float32)
+    ramp = np.linspace(-60, 60, 32, dtype=np.float32)[None, :, None, None]
+    noise = rng.normal(0, 20, (n, 32, 32, 3)).astype(np.float32)
+    images = np.clip(base + ramp + noise, 0, 255).astype(np.uint8)
+    write_cifar_batch(cifar / name, images, rng.integers(0, 10, n))
+  return root
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory) -> pathlib.Path:
+  return write_dataset(tmp_path_factory.mktemp('data'))
+
+
+def tiny_config(data_dir: pathlib.Path, **overrides) -> ml_collections.ConfigDict:
+  """configs/quick.py shrunk to seconds: a 2-level U-Net, a few steps."""
+  config = quick.get_config()
+  config.data.source = 'local'
+  config.data.dir = str(data_dir)
+  config.model.widths = (4, 8)
+  config.batch_size = 8
+  config.num_train_steps = 6
+  config.optimizer.warmup_steps = 2
+  config.log_every_steps = 2
+  config.checkpoint.every_steps = 3
+  config.eval.num_pairs = 40
+  config.eval.batch_size = 16  # 40 = 16 + 16 + 8: the padded tail is tested.
+  config.eval.every_steps = 3
+  config.eval.periodic_num_pairs = 16
+  for key, value in overrides.items():
+    target = config
+    *parents, leaf = key.split('.')
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return config
+
+
+@pytest.fixture(scope='session')
+def trained_run(data_dir, tmp_path_factory):
+  """(config, workdir, eval record) of one tiny training run."""
+  from mixae_jax import train
+
+  workdir = tmp_path_factory.mktemp('run')
+  config = tiny_config(data_dir)
+  record = train.train_and_evaluate(config, workdir)
+  return config, workdir, record

@@ -1,0 +1,60 @@
+"""The public Python API: Separator.restore(...)(mixtures), make_mixtures."""
+
+import numpy as np
+import pytest
+
+from mixae_jax import Separator, evaluate, input_pipeline, make_mixtures
+from mixae_jax.errors import CheckpointError, InputError
+
+
+@pytest.fixture(scope='module')
+def separator(trained_run):
+  return Separator.restore(trained_run[1], batch_size=16)
+
+
+def _eval_mixtures(config, n):
+  ds = input_pipeline.load_datasets(config.data, with_train=False)
+  eval_set = input_pipeline.make_eval_set(ds, n, config.eval.pairing_seed)
+  return eval_set, np.asarray(make_mixtures(eval_set.digits, eval_set.images).mixture)
+
+
+def test_separates_and_batches_internally(separator, trained_run):
+  config = trained_run[0]
+  eval_set, mixtures = _eval_mixtures(config, 40)  # 40 = 16 + 16 + 8 (padded).
+  digits, images = separator(mixtures)
+  assert digits.shape == images.shape == (40, 32, 32, 3)
+  assert digits.dtype == images.dtype == np.float32
+  assert separator.step == 6
+  # The same numbers the evaluation saw for these pairs.
+  samples = evaluate.predict_samples(separator.state, eval_set, 40)
+  np.testing.assert_allclose(digits, samples['digit_pred'], atol=1e-6)
+  np.testing.assert_allclose(images, samples['image_pred'], atol=1e-6)
+  one_digit, one_image = separator(mixtures[3])
+  np.testing.assert_allclose(one_digit, digits[3], atol=1e-6)
+  assert one_image.shape == (32, 32, 3)
+
+
+def test_mix_and_separate_uses_the_shared_preprocessing(separator, trained_run):
+  eval_set, mixtures = _eval_mixtures(trained_run[0], 4)
+  mixture, digits, _ = separator.mix_and_separate(eval_set.digits, eval_set.images)
+  np.testing.assert_array_equal(mixture, mixtures)
+  np.testing.assert_allclose(digits, separator(mixtures)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize('bad, message', [
+    (np.zeros((2, 28, 28, 3), np.float32), r'shape \(2, 28, 28, 3\); expected'),
+    (np.zeros((2, 32, 32, 1), np.float32), r'shape \(2, 32, 32, 1\)'),
+    (np.zeros((2, 32, 32, 3), np.uint8), 'dtype uint8; expected'),
+    (np.full((2, 32, 32, 3), np.nan, np.float32), 'NaN or infinite'),
+    (np.full((2, 32, 32, 3), 2.0, np.float32), r'span \[2, 2\]'),
+    (np.full((2, 32, 32, 3), -0.5, np.float32), r'span \[-0.5, -0.5\]'),
+    ([[0.5]], 'must be a numpy array, got list'),
+])
+def test_bad_input_is_rejected_with_a_clear_error(separator, bad, message):
+  with pytest.raises(InputError, match=message):
+    separator(bad)
+
+
+def test_restore_needs_a_run_folder(tmp_path):
+  with pytest.raises(CheckpointError, match='not a mixae_jax run folder'):
+    Separator.restore(tmp_path)

@@ -1,0 +1,168 @@
+"""Training: the loss falls, checkpoints round-trip, resume is exact, NaN stops."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from mixae_jax import checkpoints, input_pipeline, train, writers
+from mixae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
+
+
+def _trees_equal(a, b) -> bool:
+  return all(jax.tree.leaves(jax.tree.map(
+      lambda x, y: bool(np.array_equal(np.asarray(x), np.asarray(y))), a, b)))
+
+
+def test_loss_falls_when_overfitting_one_batch(data_dir):
+  config = tiny_config(data_dir, **{'model.widths': (8, 16),
+                                    'optimizer.schedule': 'constant',
+                                    'optimizer.warmup_steps': 0,
+                                    'optimizer.learning_rate': 3e-3})
+  ds = input_pipeline.load_datasets(config.data)
+  pool = input_pipeline.make_train_pool(ds)
+  batch = input_pipeline.sample_batch(pool, jax.random.key(0), 16)
+  state = train.create_train_state(config)
+  step = jax.jit(train.train_step)
+  losses = []
+  for i in range(40):
+    state, metrics = step(state, batch, jax.random.key(i))
+    losses.append(float(metrics['loss']))
+  assert losses[-1] < 0.5 * losses[0], losses
+  assert int(state.step) == 40
+
+
+def test_train_step_is_pure(data_dir):
+  config = tiny_config(data_dir)
+  ds = input_pipeline.load_datasets(config.data)
+  pool = input_pipeline.make_train_pool(ds)
+  batch = input_pipeline.sample_batch(pool, jax.random.key(0), 8)
+  state = train.create_train_state(config)
+  a, ma = train.train_step(state, batch, jax.random.key(1))
+  b, mb = train.train_step(state, batch, jax.random.key(1))
+  assert float(ma['loss']) == float(mb['loss'])
+  assert _trees_equal(a.params, b.params)
+
+
+def test_run_writes_every_output(trained_run):
+  config, workdir, record = trained_run
+  for name in ('config.json', 'metrics.jsonl', 'loss.png', 'eval/metrics.json',
+               'eval/samples.png'):
+    assert (workdir / name).is_file(), name
+  assert list((workdir / 'tensorboard').glob('events.out.tfevents.*'))
+  saved = json.loads((workdir / 'eval' / 'metrics.json').read_text())
+  assert saved == json.loads(json.dumps(record))
+  assert saved['step'] == 6 and saved['num_pairs'] == 40
+  assert saved['pairing_seed'] == 0
+  for source in ('mnist', 'cifar10'):
+    assert set(saved[source]) == {'psnr', 'ssim', 'mse'}
+    assert set(saved['baseline'][source]) == {'psnr', 'ssim', 'mse'}
+  logs = writers.read_jsonl(workdir / 'metrics.jsonl')
+  train_logs = [r for r in logs if r['kind'] == 'train']
+  assert [r['step'] for r in train_logs] == [2, 4, 6]
+  for r in train_logs:
+    assert {'loss', 'learning_rate', 'images_per_sec'} <= set(r)
+  evals = [r for r in logs if r['kind'] == 'eval']
+  assert [(r['step'], r['num_pairs']) for r in evals] == [(3, 16), (6, 40)]
+  assert checkpoints.create_manager(workdir, read_only=True).all_steps() == [3, 6]
+
+
+def test_eval_mode_reproduces_the_end_of_training_metrics(trained_run):
+  config, workdir, record = trained_run
+  again = train.evaluate_checkpoint(config, workdir)
+  assert again == record
+
+
+def test_checkpoint_round_trip(data_dir, tmp_path):
+  config = tiny_config(data_dir, **{'model.name': 'seed004'})
+  state = train.create_train_state(config)
+  state = state.replace(step=jnp.asarray(7), batch_stats=jax.tree.map(
+      lambda x: x + 1.5, state.batch_stats))
+  manager = checkpoints.create_manager(tmp_path)
+  checkpoints.save(manager, 7, state)
+  manager.wait_until_finished()
+  restored = checkpoints.restore(manager, train.create_train_state(config))
+  assert int(restored.step) == 7
+  assert _trees_equal(restored.params, state.params)
+  assert _trees_equal(restored.batch_stats, state.batch_stats)
+  assert _trees_equal(restored.opt_state, state.opt_state)
+  assert _trees_equal(restored.rng, state.rng)
+
+
+def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):
+  # A constant schedule, so the 4-step and 8-step runs share learning rates.
+  over = {'optimizer.schedule': 'constant', 'eval.every_steps': 0,
+          'checkpoint.every_steps': 4, 'log_every_steps': 4}
+  straight = tiny_config(data_dir, num_train_steps=8, **over)
+  first = train.train_and_evaluate(straight, tmp_path / 'straight')
+  interrupted = tiny_config(data_dir, num_train_steps=4, **over)
+  train.train_and_evaluate(interrupted, tmp_path / 'resumed')
+  resumed = train.train_and_evaluate(straight, tmp_path / 'resumed')
+  assert resumed == first
+  logs = writers.read_jsonl(tmp_path / 'resumed' / 'metrics.jsonl')
+  straight_logs = writers.read_jsonl(tmp_path / 'straight' / 'metrics.jsonl')
+  loss = lambda records: [(r['step'], r['loss']) for r in records if r['kind'] == 'train']
+  assert loss(logs) == loss(straight_logs)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_path):
+  good = tiny_config(data_dir, num_train_steps=3, **{'eval.every_steps': 0})
+  train.train_and_evaluate(good, tmp_path)
+  saved = (tmp_path / 'checkpoints' / '3').stat().st_mtime_ns
+  # A learning rate no network survives: the loss becomes NaN or inf.
+  bad = tiny_config(data_dir, num_train_steps=12, **{
+      'eval.every_steps': 0, 'optimizer.learning_rate': 1e30,
+      'optimizer.schedule': 'constant'})
+  with pytest.raises(NonFiniteLossError, match=r'loss became (nan|inf) at step \d+'
+                     r'.*last good checkpoint \(step 3\) is kept'):
+    train.train_and_evaluate(bad, tmp_path)
+  manager = checkpoints.create_manager(tmp_path, read_only=True)
+  assert manager.all_steps() == [3]
+  assert (tmp_path / 'checkpoints' / '3').stat().st_mtime_ns == saved
+  restored = checkpoints.restore(manager, train.create_train_state(good))
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.params))
+
+
+def test_restoring_another_architecture_is_a_clear_error(trained_run):
+  config, workdir, _ = trained_run
+  other = config.copy_and_resolve_references()
+  other.model.widths = (8, 16)
+  manager = checkpoints.create_manager(workdir, read_only=True)
+  with pytest.raises(CheckpointError, match='cannot be restored into the '
+                     'configured model'):
+    checkpoints.restore(manager, train.create_train_state(other))
+
+
+def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
+  with pytest.raises(CheckpointError, match='no checkpoints in'):
+    train.evaluate_checkpoint(tiny_config(data_dir), tmp_path)
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('batch_size', 0, 'batch_size=0 must be an integer >= 1'),
+    ('batch_size', -8, 'batch_size=-8 must be'),
+    ('eval.num_pairs', 0, 'eval.num_pairs=0'),
+    ('optimizer.schedule', 'linear', "optimizer.schedule='linear' is unknown"),
+    ('optimizer.learning_rate', 0.0, 'learning_rate=0.0 must be > 0'),
+])
+def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
+  from mixae_jax import configuration
+  with pytest.raises(ConfigError, match=message):
+    configuration.validate(tiny_config(data_dir, **{key: value}))
+
+
+def test_batch_must_divide_over_devices(data_dir):
+  from mixae_jax import configuration
+  with pytest.raises(ConfigError, match='batch_size=6 does not divide over the '
+                     '4 devices; use a multiple of 4'):
+    configuration.validate(tiny_config(data_dir, batch_size=6), num_devices=4)
+
+
+def test_eval_pairs_beyond_the_test_split(data_dir, tmp_path):
+  with pytest.raises(ConfigError, match='eval.num_pairs=500 must be in 1..100'):
+    train.train_and_evaluate(tiny_config(data_dir, **{'eval.num_pairs': 500}),
+                             tmp_path)
+  assert not (tmp_path / 'checkpoints').exists()
