@@ -1,0 +1,38 @@
+# Set-up and the everyday jobs, on a fresh machine with Python 3.10+:
+#   make quick   install, fetch data, run the short CPU training (configs/quick.py)
+#   make test    install, fetch data, run the test suite
+# Data: MIXAE_DATA_DIR if set, else .cache/data, written from ../shared/data
+# when that folder exists (otherwise tensorflow-datasets is used).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED_DATA := ../shared/data
+DATA_DIR ?= $(or $(MIXAE_DATA_DIR),$(CURDIR)/.cache/data)
+export MIXAE_DATA_DIR := $(DATA_DIR)
+
+.PHONY: install data quick test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+data: install
+	@if [ -f $(SHARED_DATA)/prepare.py ]; then \
+	  $(PY) $(SHARED_DATA)/prepare.py $(DATA_DIR); \
+	else \
+	  echo "No $(SHARED_DATA): set MIXAE_DATA_DIR to a folder of MNIST/CIFAR-10 files, or tfds is used."; \
+	fi
+
+quick: data
+	$(PY) launch.py --config=configs/quick.py --workdir=runs/quick
+
+test: data
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .cache runs
