@@ -2,13 +2,12 @@
 
   python launch.py --config=configs/dual.py --workdir=runs/dual
   python launch.py --mode=eval --workdir=runs/dual
+  python launch.py --mode=separate --workdir=pretrained/dual --input=mix.png
 
 All logic lives in the package (`mixae_jax.cli.run`, `mixae_jax.train`).
 """
 
-from absl import app
-
 from mixae_jax import cli
 
 if __name__ == '__main__':
-  app.run(cli.main)
+  cli.launch()

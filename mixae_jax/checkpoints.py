@@ -35,7 +35,9 @@ def create_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
         f'no checkpoints in {pathlib.Path(workdir)}: {directory} does not '
         'exist; train first (--mode=train) or point --workdir at a run folder')
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+      max_to_keep=None if read_only else max_to_keep,
+      save_interval_steps=0 if read_only else 1,
+      create=not read_only, read_only=read_only,
       # Leftovers of a save that was killed are removed, never restored.
       cleanup_tmp_directories=not read_only)
   try:

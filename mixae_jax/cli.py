@@ -1,13 +1,18 @@
 """Command line: ``python launch.py`` (or the installed ``mixae`` command).
 
-  python launch.py --config=configs/dual.py --workdir=runs/dual            # train
-  python launch.py --mode=eval --workdir=runs/dual                         # evaluate
+  python launch.py --config=configs/dual.py --workdir=runs/dual       # train
+  python launch.py --mode=eval --workdir=runs/dual                    # evaluate
+  python launch.py --mode=separate --workdir=pretrained/dual \
+      --input=a.png,b.png --output_dir=out                            # separate
+  python launch.py --mode=separate --workdir=pretrained/dual \
+      --digit=d.png --image=c.png --output_dir=out                    # mix, separate
 
 A mistake of the user's (bad data, config, checkpoint or input) ends with one
 line, ``error: ...``, and exit status 2; ``--verbose`` shows the traceback.
 """
 
 import logging as std_logging
+import pathlib
 import sys
 
 from absl import app
@@ -18,15 +23,30 @@ from ml_collections import config_flags
 from mixae_jax import configuration
 from mixae_jax.errors import ConfigError, MixaeError
 
-MODES = ('train', 'eval')
+MODES = ('train', 'eval', 'separate')
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('mode', 'train', MODES,
                   'train: train (resuming from --workdir) then evaluate; '
-                  'eval: evaluate the latest checkpoint in --workdir.')
+                  'eval: evaluate the latest checkpoint in --workdir; '
+                  'separate: separate image files with the model in --workdir.')
 flags.DEFINE_string('workdir', None,
                     'Run folder: checkpoints, metrics.jsonl, TensorBoard '
-                    'events, eval/ outputs.', required=True)
+                    'events, eval/ outputs (or a released model such as '
+                    'pretrained/dual for --mode=separate).', required=True)
+flags.DEFINE_list('input', [],
+                  '--mode=separate: mixture PNGs (32x32 RGB), comma-separated '
+                  '(further files may follow as arguments).')
+flags.DEFINE_string('digit', None,
+                    '--mode=separate: a digit PNG (28x28 or 32x32, grey or '
+                    'RGB) to mix with --image, then separate.')
+flags.DEFINE_string('image', None,
+                    '--mode=separate: a 32x32 RGB PNG to mix with --digit.')
+flags.DEFINE_string('output_dir', 'separated',
+                    '--mode=separate: where the separated PNGs go.')
+flags.DEFINE_bool('resize', False,
+                  '--mode=separate: resize inputs of another size (bilinear) '
+                  'instead of refusing them.')
 flags.DEFINE_bool('verbose', False,
                   'Show full tracebacks and library logs.')
 config_flags.DEFINE_config_file(
@@ -40,23 +60,36 @@ class _QuietLibraries(std_logging.Filter):
   """Hides the libraries' INFO chatter (orbax logs every file it touches)."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
-    return record.levelno >= std_logging.WARNING or '/mixae_jax/' in record.pathname
+    if '/mixae_jax/' in record.pathname:
+      return True
+    # Orbax warns that a read-only manager is read-only: expected for eval.
+    if 'read only' in record.getMessage():
+      return False
+    return record.levelno >= std_logging.WARNING
 
 
-def run(mode: str, workdir: str, config=None) -> dict:
+def run(mode: str, workdir: str, config=None, **separate_args):
   """What the command line does, callable from Python.
 
   Args:
     mode: one of `MODES`.
     workdir: the run folder.
     config: a ConfigDict; with mode 'eval' it defaults to the run's saved one.
+    **separate_args: for mode 'separate', `separate_files.separate_files`'s
+      arguments (output_dir, inputs, digit, image, resize).
 
   Returns:
-    The evaluation record written to ``<workdir>/eval/metrics.json``.
+    The evaluation record (train, eval) or the files written (separate).
   """
   # Imported here so that `--help` and flag errors answer without loading jax.
   from mixae_jax import train  # pylint: disable=g-import-not-at-top
 
+  if mode == 'separate':
+    from mixae_jax import separate_files  # pylint: disable=g-import-not-at-top
+    written = separate_files.separate_files(workdir, **separate_args)
+    for path in written:
+      print(path)
+    return written
   if mode == 'train':
     if config is None:
       raise ConfigError('--mode=train needs --config, e.g. '
@@ -68,13 +101,19 @@ def run(mode: str, workdir: str, config=None) -> dict:
 
 
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  extra = argv[1:]
+  if extra and FLAGS.mode != 'separate':
+    raise app.UsageError(f'unexpected arguments: {" ".join(extra)}')
   logging.set_verbosity(logging.INFO)
   if not FLAGS.verbose:
     logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
-    run(FLAGS.mode, FLAGS.workdir, FLAGS.config)
+    separate_args = {}
+    if FLAGS.mode == 'separate':
+      separate_args = dict(output_dir=FLAGS.output_dir,
+                           inputs=list(FLAGS.input) + extra, digit=FLAGS.digit,
+                           image=FLAGS.image, resize=FLAGS.resize)
+    run(FLAGS.mode, FLAGS.workdir, FLAGS.config, **separate_args)
   except MixaeError as e:
     if FLAGS.verbose:
       raise
@@ -82,6 +121,43 @@ def main(argv: list[str]) -> None:
     sys.exit(2)
 
 
-def entry_point() -> None:
-  """The ``mixae`` console script."""
+def _find_config(argv: list[str]) -> list[str]:
+  """Lets ``--config=configs/dual.py`` work from any folder.
+
+  A config path that does not exist relative to the working directory is
+  looked up in the installed ``configs`` package (``dual``, ``dual.py`` and
+  ``configs/dual.py`` all name configs/dual.py).
+  """
+  import configs  # pylint: disable=g-import-not-at-top
+
+  package = pathlib.Path(configs.__file__).parent
+  resolved = []
+  for arg in argv:
+    if arg.startswith('--config=') and '.' not in arg.split('=', 1)[0][2:]:
+      path, sep, override = arg.split('=', 1)[1].partition(':')
+      if not pathlib.Path(path).exists():
+        name = pathlib.Path(path).name
+        candidate = package / (name if name.endswith('.py') else name + '.py')
+        if candidate.is_file():
+          arg = f'--config={candidate}{sep}{override}'
+    resolved.append(arg)
+  return resolved
+
+
+def _show_flags_in_help() -> None:
+  """Makes ``--help`` list this module's flags (absl shows the main module's)."""
+  for name in ('mode', 'workdir', 'config', 'input', 'digit', 'image',
+               'output_dir', 'resize', 'verbose'):
+    FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+
+
+def launch() -> None:
+  """Runs the command line (what ``launch.py`` calls)."""
+  _show_flags_in_help()
   app.run(main)
+
+
+def entry_point() -> None:
+  """The ``mixae`` console script: launch.py, runnable from any folder."""
+  sys.argv = _find_config(sys.argv)
+  launch()

@@ -8,6 +8,7 @@ import flax
 import jax
 import numpy as np
 
+from mixae_jax import breakdown
 from mixae_jax import input_pipeline
 from mixae_jax import metrics
 from mixae_jax import preprocessing
@@ -107,26 +108,53 @@ def summary(per_image: Mapping[str, Mapping[str, np.ndarray]], step: int,
 
 
 def predict_samples(state: Any, eval_set: input_pipeline.EvalSet,
-                    count: int) -> dict[str, np.ndarray]:
-  """Mixture, truths and predictions of the first `count` pairs, for figures."""
-  mix = preprocessing.make_mixtures(eval_set.digits[:count],
-                                    eval_set.images[:count])
-  digit, image = jax.jit(separate)(state, mix.mixture)
+                    indices: np.ndarray) -> dict[str, np.ndarray]:
+  """Mixture, truths and predictions of the eval pairs at `indices`, for figures."""
+  indices = np.asarray(indices)
+  mix = preprocessing.make_mixtures(eval_set.digits[indices],
+                                    eval_set.images[indices])
+  digit, image = _jit_separate(state, mix.mixture)
   return jax.device_get({'mixture': mix.mixture, 'digit': mix.digit,
                          'digit_pred': digit, 'image': mix.cifar,
                          'image_pred': image})
 
 
-def write_eval_outputs(workdir: str | pathlib.Path, record: Mapping[str, Any],
-                       samples: Mapping[str, np.ndarray]) -> pathlib.Path:
-  """Writes ``eval/metrics.json`` and ``eval/samples.png``; returns eval dir."""
-  from mixae_jax import plots  # matplotlib is only needed for outputs.
+_jit_separate = jax.jit(separate)
+
+
+def write_eval_outputs(workdir: str | pathlib.Path, state: Any,
+                       eval_set: input_pipeline.EvalSet,
+                       per_image: Mapping[str, Mapping[str, np.ndarray]],
+                       record: Mapping[str, Any],
+                       num_samples: int = 10, num_worst: int = 16
+                       ) -> tuple[pathlib.Path, np.ndarray]:
+  """Writes everything under ``<workdir>/eval``.
+
+  ``metrics.json`` (the record), ``samples.png`` (the first pairs),
+  ``per_class.json`` and ``per_class.png`` (scores per CIFAR class and per
+  digit) and ``worst.png`` (the pairs with the lowest mean PSNR).
+
+  Returns:
+    The eval folder and the sample grid (for TensorBoard).
+  """
+  from mixae_jax import plots  # pylint: disable=g-import-not-at-top
 
   out = pathlib.Path(workdir) / 'eval'
   out.mkdir(parents=True, exist_ok=True)
   writers.write_json(out / 'metrics.json', record)
-  plots.save_png(out / 'samples.png', plots.sample_grid(samples))
-  return out
+  grid = plots.sample_grid(predict_samples(state, eval_set, np.arange(num_samples)))
+  plots.save_png(out / 'samples.png', grid)
+  per_class = breakdown.per_class(per_image, eval_set)
+  writers.write_json(out / 'per_class.json', per_class)
+  plots.per_class_chart(per_class, out / 'per_class.png')
+  worst = breakdown.worst_pairs(per_image, num_worst)
+  titles = [f'pair {i}: digit {per_image["mnist"]["psnr"][i]:.1f} dB '
+            f'(SSIM {per_image["mnist"]["ssim"][i]:.2f}), image '
+            f'{per_image["cifar10"]["psnr"][i]:.1f} dB '
+            f'(SSIM {per_image["cifar10"]["ssim"][i]:.2f})' for i in worst]
+  plots.save_png(out / 'worst.png', plots.sample_grid(
+      predict_samples(state, eval_set, worst), row_titles=titles))
+  return out, grid
 
 
 def format_summary(record: Mapping[str, Any]) -> str:

@@ -85,3 +85,37 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=100)
   plt.close(fig)
+
+
+def per_class_chart(per_class: Mapping[str, Any],
+                    path: str | pathlib.Path) -> None:
+  """Bar charts of PSNR and SSIM per CIFAR class and per digit, both sources."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  fig, axes = plt.subplots(2, 2, figsize=(13, 7))
+  titles = {'by_cifar_class': 'per CIFAR-10 class', 'by_digit': 'per digit'}
+  for col, grouping in enumerate(('by_cifar_class', 'by_digit')):
+    groups = per_class[grouping]
+    names = list(groups)
+    x = np.arange(len(names))
+    for row, metric in enumerate(('psnr', 'ssim')):
+      ax = axes[row, col]
+      for k, (source, label) in enumerate((('mnist', 'digit'),
+                                           ('cifar10', 'CIFAR image'))):
+        values = [groups[n][source][metric] for n in names]
+        ax.bar(x + (k - 0.5) * 0.4, values, width=0.4, label=label)
+      ax.set_xticks(x, names, rotation=30 if col == 0 else 0, fontsize=8)
+      ax.set_title(f'{metric.upper()} {titles[grouping]}')
+      values = [groups[n][s][metric] for n in names for s in ('mnist', 'cifar10')]
+      low, high = min(values), max(values)
+      pad = 0.15 * (high - low) + 1e-3
+      ax.set_ylim(low - pad, high + pad)  # Differences, not totals, matter.
+      ax.grid(axis='y', alpha=0.3)
+      ax.legend(fontsize=8)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)

@@ -13,6 +13,7 @@ dropout masks the uninterrupted run would have drawn.
 
 import functools
 import pathlib
+import sys
 import time
 from typing import Any
 
@@ -24,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 import optax
+import tqdm
 
 from mixae_jax import checkpoints
 from mixae_jax import configuration
@@ -228,6 +230,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   step = int(state.step)
   history: list[tuple[int, dict[str, Any]]] = []
   writer = writers.MetricWriter(workdir)
+  # A live bar on a terminal only; metrics.jsonl gets the numbers either way.
+  progress = tqdm.tqdm(total=config.num_train_steps, initial=step, unit='step',
+                       disable=not sys.stderr.isatty(), dynamic_ncols=True)
   try:
     interval_start, interval_steps = time.perf_counter(), 0
     while step < config.num_train_steps:
@@ -239,15 +244,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step % config.log_every_steps == 0 or is_last:
         history = jax.device_get(history)
         _check_finite(history, manager)
-        elapsed = time.perf_counter() - interval_start
         scalars = _mean_metrics(history)
         scalars['learning_rate'] = float(schedule(step - 1))
-        scalars['images_per_sec'] = interval_steps * config.batch_size / elapsed
+        scalars['images_per_sec'] = interval_steps * config.batch_size / (
+            time.perf_counter() - interval_start)
         writer.write_scalars(step, scalars, kind='train')
-        logging.info('step %d/%d  loss %.5f  (digit %.5f, image %.5f)  '
-                     '%.0f img/s', step, config.num_train_steps,
-                     scalars['loss'], scalars['digit_mse'],
-                     scalars['image_mse'], scalars['images_per_sec'])
+        _report(progress, step, config.num_train_steps, scalars)
         history = []
         interval_start, interval_steps = time.perf_counter(), 0
       if step % config.checkpoint.every_steps == 0 or is_last:
@@ -255,17 +257,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         checkpoints.save(manager, step, state)
       if (config.eval.every_steps and step % config.eval.every_steps == 0
           and not is_last):
-        n = min(config.eval.periodic_num_pairs or config.eval.num_pairs,
-                config.eval.num_pairs)
-        record = evaluate.summary(eval_fn(state, num_pairs=n), step,
-                                  config.eval.pairing_seed)
-        writer.write_scalars(step, record, kind='eval')
-        logging.info('eval at step %d on %d pairs:\n%s', step, n,
-                     evaluate.format_summary(record))
+        _periodic_eval(state, eval_fn, eval_set, config, writer)
         interval_start, interval_steps = time.perf_counter(), 0
+    progress.close()
     manager.wait_until_finished()
     record = _final_eval(state, eval_fn, eval_set, config, workdir, writer)
   finally:
+    progress.close()
     manager.wait_until_finished()
     manager.close()
     writer.close()
@@ -274,16 +272,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   return record
 
 
+def _report(progress: tqdm.tqdm, step: int, total: int,
+            scalars: dict[str, float]) -> None:
+  """Shows a log step on the progress bar, or as a log line without one."""
+  if progress.disable:
+    logging.info('step %d/%d  loss %.5f  (digit %.5f, image %.5f)  %.0f img/s',
+                 step, total, scalars['loss'], scalars['digit_mse'],
+                 scalars['image_mse'], scalars['images_per_sec'])
+    return
+  progress.set_postfix(loss=f'{scalars["loss"]:.5f}',
+                       img_s=f'{scalars["images_per_sec"]:.0f}', refresh=False)
+  progress.update(step - progress.n)
+
+
+def _periodic_eval(state: Any, eval_fn: Any, eval_set: input_pipeline.EvalSet,
+                   config: ml_collections.ConfigDict,
+                   writer: writers.MetricWriter) -> None:
+  """A cheaper eval during training: the first periodic_num_pairs pairs."""
+  step = int(state.step)
+  n = min(config.eval.periodic_num_pairs or config.eval.num_pairs,
+          config.eval.num_pairs)
+  record = evaluate.summary(eval_fn(state, num_pairs=n), step,
+                            config.eval.pairing_seed)
+  writer.write_scalars(step, record, kind='eval')
+  samples = evaluate.predict_samples(state, eval_set, np.arange(NUM_SAMPLE_ROWS))
+  writer.write_image(step, 'eval/samples', plots.sample_grid(samples))
+  logging.info('eval at step %d on %d pairs:\n%s', step, n,
+               evaluate.format_summary(record))
+
+
 def _final_eval(state: Any, eval_fn: Any, eval_set: input_pipeline.EvalSet,
                 config: ml_collections.ConfigDict, workdir: pathlib.Path,
                 writer: writers.MetricWriter) -> dict[str, Any]:
-  """The full evaluation: metrics.json, samples.png, JSONL and TensorBoard."""
+  """The full evaluation: eval/ outputs, JSONL and TensorBoard."""
   step = int(state.step)
-  record = evaluate.summary(eval_fn(state), step, config.eval.pairing_seed)
-  samples = evaluate.predict_samples(state, eval_set, NUM_SAMPLE_ROWS)
-  out = evaluate.write_eval_outputs(workdir, record, samples)
+  per_image = eval_fn(state)
+  record = evaluate.summary(per_image, step, config.eval.pairing_seed)
+  out, grid = evaluate.write_eval_outputs(workdir, state, eval_set, per_image,
+                                          record, NUM_SAMPLE_ROWS)
   writer.write_scalars(step, record, kind='eval')
-  writer.write_image(step, 'eval/samples', plots.sample_grid(samples))
+  writer.write_image(step, 'eval/samples', grid)
   logging.info('Final eval at step %d on %d pairs (written to %s):\n%s', step,
                record['num_pairs'], out, evaluate.format_summary(record))
   return record

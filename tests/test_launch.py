@@ -1,9 +1,18 @@
 """launch.py end to end, as a user runs it: train, eval, and user errors."""
 
+import fcntl
 import json
 import os
+import pathlib
+import pty
+import shutil
+import struct
 import subprocess
 import sys
+import termios
+
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import REPO
 
@@ -50,3 +59,50 @@ def test_user_errors_are_one_line_without_traceback(data_dir, tmp_path):
   # --verbose shows the traceback for debugging.
   result = _launch('--mode=eval', f'--workdir={tmp_path / "empty"}', '--verbose')
   assert result.returncode != 0 and 'Traceback' in result.stderr
+
+
+def test_progress_bar_on_a_terminal_and_tensorboard_images(data_dir, tmp_path):
+  workdir = tmp_path / 'run'
+  leader, follower = pty.openpty()  # stderr is a terminal: the bar turns on.
+  fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))
+  proc = subprocess.Popen(
+      [sys.executable, 'launch.py', *_tiny_flags(data_dir), f'--workdir={workdir}',
+       '--config.eval.every_steps=2'],
+      cwd=REPO, stdout=subprocess.DEVNULL, stderr=follower)
+  os.close(follower)
+  output = b''
+  while True:
+    try:
+      chunk = os.read(leader, 4096)
+    except OSError:  # The child closed the terminal.
+      break
+    if not chunk:
+      break
+    output += chunk
+  assert proc.wait(timeout=600) == 0, output[-2000:]
+  text = output.decode(errors='replace')
+  assert '4/4' in text and 'img_s=' in text and 'step/s' in text, text[-2000:]
+  assert 'step 2/4  loss' not in text  # The bar replaces the log lines.
+  events = event_accumulator.EventAccumulator(str(workdir / 'tensorboard'))
+  events.Reload()
+  assert [e.step for e in events.Images('eval/samples')] == [2, 4]
+  assert 'train/loss' in events.Tags()['scalars']
+  # Without a terminal the numbers still go to metrics.jsonl.
+  assert '"kind": "train"' in (workdir / 'metrics.jsonl').read_text()
+
+
+def test_console_script_finds_configs_from_any_folder(tmp_path):
+  mixae = shutil.which('mixae', path=str(pathlib.Path(sys.executable).parent))
+  if mixae is None:
+    pytest.skip('the mixae console script is not installed (pip install -e .)')
+  result = subprocess.run([mixae, '--help'], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+  # (absl's --help exits with status 1 by design; what it prints matters.)
+  for word in ('--mode', 'train|eval|separate', '--workdir', '--config',
+               '--input', '--digit', '--output_dir', '--resize'):
+    assert word in result.stdout, word
+  from mixae_jax import cli
+  resolved = cli._find_config(['mixae', '--config=configs/quick.py:x',
+                               '--config.batch_size=8'])
+  assert resolved[1] == f'--config={REPO / "configs" / "quick.py"}:x'
+  assert resolved[2] == '--config.batch_size=8'

@@ -26,7 +26,7 @@ def test_separates_and_batches_internally(separator, trained_run):
   assert digits.dtype == images.dtype == np.float32
   assert separator.step == 6
   # The same numbers the evaluation saw for these pairs.
-  samples = evaluate.predict_samples(separator.state, eval_set, 40)
+  samples = evaluate.predict_samples(separator.state, eval_set, np.arange(40))
   np.testing.assert_allclose(digits, samples['digit_pred'], atol=1e-6)
   np.testing.assert_allclose(images, samples['image_pred'], atol=1e-6)
   one_digit, one_image = separator(mixtures[3])

@@ -1,0 +1,102 @@
+"""Reading users' image files for separation, with one-line errors.
+
+Mixtures and CIFAR-like images must be 32x32 RGB; digits 28x28 or 32x32, grey
+or RGB. A larger (or otherwise sized) image is refused with a message saying
+how to resize it, unless ``resize=True``, which resizes it (bilinear) and says
+so in the log. Never silently.
+"""
+
+import pathlib
+
+from absl import logging
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mixae_jax.errors import InputError
+
+# What each kind of input must be: accepted sizes, and whether it is grey.
+KINDS = {
+    'mixture': ((32,), False),
+    'image': ((32,), False),
+    'digit': ((28, 32), True),
+}
+_A = {'mixture': 'a mixture', 'image': 'an image', 'digit': 'a digit'}
+
+
+def read_image(path: str | pathlib.Path, kind: str,
+               resize: bool = False) -> np.ndarray:
+  """Reads one image file as uint8 for the separator.
+
+  Args:
+    path: a PNG (or any format Pillow reads).
+    kind: 'mixture' or 'image' (32x32 RGB) or 'digit' (28x28 / 32x32, grey
+      or RGB, returned grey).
+    resize: resize an image of another size instead of refusing it.
+
+  Returns:
+    uint8 [32, 32, 3] for 'mixture'/'image'; uint8 [H, H] grey for 'digit'
+    (H = 28 or 32).
+
+  Raises:
+    InputError: missing file, not an image, wrong channel count, or wrong
+      size without `resize`.
+  """
+  path = pathlib.Path(path)
+  sizes, grey = KINDS[kind]
+  if not path.is_file():
+    raise InputError(f'{path} does not exist (expected {_A[kind]} image file, '
+                     'e.g. a PNG)')
+  try:
+    with Image.open(path) as img:
+      img.load()
+  except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    raise InputError(f'{path} is not an image file Pillow can read ({e}); '
+                     f'expected a PNG or JPEG of {_A[kind]}') from None
+  img = _to_rgb_or_grey(img, path, kind, grey)
+  want = (sizes[0], sizes[0])
+  if img.size[0] not in sizes or img.size[0] != img.size[1]:
+    if not resize:
+      shapes = ' or '.join(f'{s}x{s}' for s in sizes)
+      raise InputError(
+          f'{path} is {img.size[0]}x{img.size[1]}; {_A[kind]} must be {shapes}: '
+          f'resize it first (e.g. `convert {path.name} -resize {want[0]}x'
+          f'{want[1]}! out.png`) or pass --resize')
+    logging.warning('Resizing %s from %dx%d to %dx%d (--resize).', path,
+                    img.size[0], img.size[1], *want)
+    img = img.resize(want, Image.BILINEAR)
+  return np.asarray(img, np.uint8)
+
+
+def _to_rgb_or_grey(img: Image.Image, path: pathlib.Path, kind: str,
+                    grey: bool) -> Image.Image:
+  """Normalises the colour mode, refusing channel counts that don't fit."""
+  mode = img.mode
+  if mode in ('P', 'PA'):  # Palette images: look up the colours first.
+    img = img.convert('RGBA' if 'A' in mode or 'transparency' in img.info
+                      else 'RGB')
+    mode = img.mode
+  if mode in ('RGBA', 'LA'):
+    alpha = np.asarray(img)[..., -1]
+    if alpha.min() < 255:
+      raise InputError(f'{path} has an alpha channel with transparency ({mode}, '
+                       f'{len(mode)} channels); {_A[kind]} must be '
+                       f'{"grey or " if grey else ""}RGB without transparency')
+    img = img.convert(mode[:-1])
+    mode = img.mode
+  if mode == '1':
+    img, mode = img.convert('L'), 'L'
+  if grey:
+    if mode in ('L', 'RGB'):
+      return img.convert('L')
+  elif mode == 'RGB':
+    return img
+  expected = 'grey (1 channel) or RGB (3 channels)' if grey else 'RGB (3 channels)'
+  raise InputError(f'{path} has mode {mode} ({len(img.getbands())} channel(s)); '
+                   f'{_A[kind]} must be {expected}')
+
+
+def write_png(path: str | pathlib.Path, image: np.ndarray) -> None:
+  """Writes a float [H, W, 3] image in [0, 1] as an 8-bit PNG."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(path)
