@@ -99,7 +99,7 @@ def test_console_script_finds_configs_from_any_folder(tmp_path):
                           text=True, timeout=120)
   # (absl's --help exits with status 1 by design; what it prints matters.)
   for word in ('--mode', 'train|eval|separate', '--workdir', '--config',
-               '--input', '--digit', '--output_dir', '--resize'):
+               '--input', '--digit', '--output_dir', '--[no]resize'):
     assert word in result.stdout, word
   from mixae_jax import cli
   resolved = cli._find_config(['mixae', '--config=configs/quick.py:x',
