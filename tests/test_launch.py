@@ -91,7 +91,7 @@ def test_progress_bar_on_a_terminal_and_tensorboard_images(data_dir, tmp_path):
   assert '"kind": "train"' in (workdir / 'metrics.jsonl').read_text()
 
 
-def test_console_script_finds_configs_from_any_folder(tmp_path):
+def test_console_script_finds_configs_from_any_folder(tmp_path, monkeypatch):
   mixae = shutil.which('mixae', path=str(pathlib.Path(sys.executable).parent))
   if mixae is None:
     pytest.skip('the mixae console script is not installed (pip install -e .)')
@@ -102,6 +102,7 @@ def test_console_script_finds_configs_from_any_folder(tmp_path):
                '--input', '--digit', '--output_dir', '--[no]resize'):
     assert word in result.stdout, word
   from mixae_jax import cli
+  monkeypatch.chdir(tmp_path)  # Where configs/quick.py does not exist.
   resolved = cli._find_config(['mixae', '--config=configs/quick.py:x',
                                '--config.batch_size=8'])
   assert resolved[1] == f'--config={REPO / "configs" / "quick.py"}:x'
