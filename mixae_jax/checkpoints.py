@@ -3,11 +3,19 @@
 Checkpoints live in ``<workdir>/checkpoints/<step>``. Orbax writes each save to
 a temporary folder and renames it when complete, so a run killed mid-save
 leaves no half checkpoint that `latest_step` would return.
+
+Each save also records a CRC32 of the state's bytes in the checkpoint's
+metadata; a restore checks the tree's shapes before reading and the CRC after,
+so a checkpoint of another model, or one whose files were damaged, is
+refused with a clear error instead of restoring wrong numbers.
 """
 
 import pathlib
+import zlib
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from mixae_jax.errors import CheckpointError
@@ -41,20 +49,103 @@ def create_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
       # Leftovers of a save that was killed are removed, never restored.
       cleanup_tmp_directories=not read_only)
   try:
-    return ocp.CheckpointManager(directory, options=options)
+    return ocp.CheckpointManager(
+        directory, options=options,
+        item_handlers=ocp.StandardCheckpointHandler())
   except (OSError, ValueError) as e:
     raise CheckpointError(f'cannot open checkpoints in {directory}: {e}') from None
 
 
+def _os_error(e: BaseException) -> OSError | None:
+  """The OSError behind `e` (orbax wraps the ones its threads hit), if any."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    if isinstance(e, OSError):
+      return e
+    seen.add(id(e))
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def _save_failed(manager: ocp.CheckpointManager, what: str,
+                 e: BaseException) -> CheckpointError:
+  os_error = _os_error(e)
+  reason = (os_error.strerror or str(os_error)) if os_error else str(e)
+  return CheckpointError(
+      f'could not save {what} in {manager.directory}: {reason}; free disk '
+      'space or make the workdir writable, then rerun to resume (earlier '
+      'checkpoints are untouched)')
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
-  """Saves `state` at `step` (asynchronously; `manager.wait_until_finished`)."""
+  """Starts saving `state` at `step`; the files are written in the background.
+
+  Raises:
+    CheckpointError: this or the previous (background) save failed, e.g. the
+      disk is full or the workdir is read-only.
+  """
   try:
-    manager.save(step, args=ocp.args.StandardSave(state), force=True)
-  except OSError as e:
-    raise CheckpointError(
-        f'could not save the checkpoint for step {step} in {manager.directory}: '
-        f'{e.strerror or e}; free disk space or make the workdir writable '
-        '(earlier checkpoints are untouched)') from None
+    manager.save(step, args=ocp.args.StandardSave(state), force=True,
+                 custom_metadata={'crc32': fingerprint(state)})
+  except Exception as e:  # pylint: disable=broad-except
+    if _os_error(e) is None:
+      raise
+    raise _save_failed(manager, f'the checkpoint of step {step}', e) from None
+
+
+def wait(manager: ocp.CheckpointManager) -> None:
+  """Waits for background saves; a failed one raises `CheckpointError`."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:  # pylint: disable=broad-except
+    if _os_error(e) is None:
+      raise
+    raise _save_failed(manager, 'a checkpoint', e) from None
+
+
+def fingerprint(state: Any) -> int:
+  """CRC32 over the bytes of every array in `state`, in tree order."""
+  crc = 0
+  for leaf in jax.device_get(jax.tree.leaves(state)):
+    leaf = np.asarray(leaf)
+    if np.issubdtype(leaf.dtype, np.integer):
+      leaf = leaf.astype(np.int64)  # The step may come back as int32 or int64.
+    crc = zlib.crc32(np.ascontiguousarray(leaf).tobytes(), crc)
+  return crc
+
+
+def _path(keys: tuple[Any, ...]) -> str:
+  parts = []
+  for k in keys:
+    for attr in ('key', 'name', 'idx'):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+  return '/'.join(parts)
+
+
+def _shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+  """Path -> (shape, dtype) of each array; Python scalars (the step) as ()."""
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {_path(keys): (tuple(np.shape(leaf)),
+                        str(np.dtype(leaf.dtype)) if hasattr(leaf, 'dtype') else '')
+          for keys, leaf in leaves}
+
+
+def _structure_mismatch(saved: Any, target: Any) -> str | None:
+  """Describes the first difference of array paths, shapes or dtypes."""
+  have, want = _shapes(saved), _shapes(target)
+  for path in want:
+    if path not in have:
+      return f'the configured model has {path}, the checkpoint does not'
+    if have[path][0] != want[path][0] or (
+        want[path][1] and have[path][1] != want[path][1]):
+      return (f'{path} is {have[path][0]} {have[path][1]} in the checkpoint but '
+              f'{want[path][0]} {want[path][1]} in the configured model')
+  for path in have:
+    if path not in want:
+      return f'the checkpoint has {path}, the configured model does not'
+  return None
 
 
 def restore(manager: ocp.CheckpointManager, target: Any,
@@ -76,13 +167,27 @@ def restore(manager: ocp.CheckpointManager, target: Any,
     raise CheckpointError(
         f'no checkpoint found in {manager.directory}; train first '
         '(--mode=train) or point --workdir at a run folder')
+  where = f'checkpoint {manager.directory}/{step}'
   try:
-    return manager.restore(step, args=ocp.args.StandardRestore(target))
+    saved = manager.item_metadata(step)
+    expected_crc = manager.metadata(step).custom_metadata.get('crc32')
   except Exception as e:  # pylint: disable=broad-except
-    # Orbax raises many types (ValueError, KeyError, tensorstore errors...);
-    # all mean the same to the user: this checkpoint does not fit.
-    detail = ' '.join(str(e).split())[:300]
+    raise CheckpointError(f'{where} is corrupt: its metadata cannot be read '
+                          f'({" ".join(str(e).split())[:200]})') from None
+  mismatch = _structure_mismatch(saved, target)
+  if mismatch:
     raise CheckpointError(
-        f'checkpoint {manager.directory}/{step} cannot be restored into the '
-        f'configured model (corrupt, or saved by a different model/config): '
-        f'{detail}') from None
+        f'{where} was saved by a different model or config: {mismatch}; use '
+        'the config it was trained with (its config.json) or another --workdir')
+  try:
+    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+  except Exception as e:  # pylint: disable=broad-except
+    # Orbax raises many types (ValueError, tensorstore errors, ...); all mean
+    # the same to the user: the files are damaged.
+    detail = ' '.join(str(e).split())[:200]
+    raise CheckpointError(f'{where} is corrupt: {detail}') from None
+  if expected_crc is not None and fingerprint(restored) != expected_crc:
+    raise CheckpointError(
+        f'{where} is corrupt: its arrays do not match the checksum written '
+        'with them; restore an earlier step or retrain')
+  return restored

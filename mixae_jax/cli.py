@@ -151,10 +151,40 @@ def _show_flags_in_help() -> None:
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with one-line errors instead of tracebacks."""
+  for arg in argv[1:]:
+    if arg.startswith('--config=') and '--verbose' not in argv:
+      path = arg.split('=', 1)[1].partition(':')[0]
+      if not pathlib.Path(path).is_file():
+        _fail(f'config file {path} not found; use e.g. --config=configs/dual.py')
+  try:
+    rest = FLAGS(argv)
+    if FLAGS.config is not None:
+      FLAGS.config.get('seed')  # Surfaces a config file that failed to load.
+  except flags.Error as e:
+    # A bad value (--config.batch_size=abc) or a missing required flag.
+    _fail(f'{e} (see --help, or the comment on the field in the config file)')
+  except KeyError as e:
+    # ml_collections' message already suggests the nearest field name.
+    detail = ' '.join(str(e.args[0] if e.args else e).split())
+    _fail(f'no such config field: {detail}')
+  except (AttributeError, TypeError, ValueError, OSError) as e:
+    if '--verbose' in argv:
+      raise
+    _fail(f'bad --config: {" ".join(str(e).split())}')
+  return rest
+
+
 def launch() -> None:
   """Runs the command line (what ``launch.py`` calls)."""
   _show_flags_in_help()
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 def entry_point() -> None:

@@ -144,7 +144,8 @@ def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
     return Seed004()
   if name == 'unet':
     widths = tuple(model_config.widths)
-    if len(widths) < 2 or min(widths) < 1:
+    if (len(widths) < 2 or not all(isinstance(w, int) for w in widths)
+        or min(widths) < 1):
       raise ConfigError(f'model.widths={widths} needs at least two positive '
                         'entries (one level plus the bottleneck)')
     if 32 % 2 ** (len(widths) - 1):

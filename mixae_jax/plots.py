@@ -63,6 +63,10 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   matplotlib.use('Agg')  # Files only; never needs a display.
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+  # A resumed run logs again the steps after its checkpoint: keep the latest
+  # record of each (kind, step).
+  latest = {(r.get('kind'), r.get('step')): r for r in records}
+  records = sorted(latest.values(), key=lambda r: r['step'])
   train = [r for r in records if r.get('kind') == 'train'
            and isinstance(r.get('loss'), (int, float))]
   evals = [r for r in records if r.get('kind') == 'eval' and 'mnist' in r]

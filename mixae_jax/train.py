@@ -30,12 +30,13 @@ import tqdm
 from mixae_jax import checkpoints
 from mixae_jax import configuration
 from mixae_jax import evaluate
+from mixae_jax import faults
 from mixae_jax import input_pipeline
 from mixae_jax import models
 from mixae_jax import plots
 from mixae_jax import preprocessing
 from mixae_jax import writers
-from mixae_jax.errors import NonFiniteLossError
+from mixae_jax.errors import CheckpointError, NonFiniteLossError
 
 NUM_SAMPLE_ROWS = 10
 
@@ -163,6 +164,24 @@ def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
   return new_state, metrics
 
 
+def check_writable(folder: pathlib.Path) -> None:
+  """Fails fast, before any work, when `folder` cannot be written.
+
+  Raises:
+    CheckpointError: naming the folder and the system's reason.
+  """
+  probe = folder / '.mixae_write_test'
+  try:
+    folder.mkdir(parents=True, exist_ok=True)
+    probe.write_bytes(b'ok')
+    probe.unlink()
+  except OSError as e:
+    raise CheckpointError(
+        f'cannot write to {folder}: {e.strerror or e}; make it writable, free '
+        'disk space, or choose another --workdir (nothing in it was '
+        'changed)') from None
+
+
 def _check_finite(history: list[tuple[int, dict[str, Any]]],
                   manager: Any) -> None:
   """Raises NonFiniteLossError at the first non-finite loss in `history`."""
@@ -196,6 +215,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   configuration.validate(config)
   workdir = pathlib.Path(workdir)
+  check_writable(workdir)
   mesh = make_mesh()
   data_sharding = NamedSharding(mesh, P('data'))
   replicated = NamedSharding(mesh, P())
@@ -238,6 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     while step < config.num_train_steps:
       state, metrics = step_fn(state, pool)
       step += 1
+      faults.maybe_kill('step', step)
       interval_steps += 1
       history.append((step, metrics))  # Device arrays: no host sync here.
       is_last = step == config.num_train_steps
@@ -255,18 +276,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step % config.checkpoint.every_steps == 0 or is_last:
         _check_finite(jax.device_get(history), manager)  # Never save a NaN.
         checkpoints.save(manager, step, state)
+        faults.maybe_kill('save', step)
       if (config.eval.every_steps and step % config.eval.every_steps == 0
           and not is_last):
         _periodic_eval(state, eval_fn, eval_set, config, writer)
         interval_start, interval_steps = time.perf_counter(), 0
     progress.close()
-    manager.wait_until_finished()
+    checkpoints.wait(manager)
     record = _final_eval(state, eval_fn, eval_set, config, workdir, writer)
   finally:
     progress.close()
-    manager.wait_until_finished()
-    manager.close()
     writer.close()
+    try:
+      manager.wait_until_finished()  # Let a save in flight complete.
+    except Exception:  # pylint: disable=broad-except
+      pass  # Already reported by checkpoints.save/wait, or by the error above.
+    manager.close()
   plots.loss_curves(writers.read_jsonl(workdir / 'metrics.jsonl'),
                     workdir / 'loss.png')
   return record
@@ -326,6 +351,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   configuration.validate(config)
   workdir = pathlib.Path(workdir)
   manager = checkpoints.create_manager(workdir, read_only=True)
+  check_writable(workdir / 'eval')
   state = checkpoints.restore(manager, create_train_state(config))
   manager.close()
   mesh = make_mesh()
