@@ -10,9 +10,14 @@ so a checkpoint of another model, or one whose files were damaged, is
 refused with a clear error instead of restoring wrong numbers.
 """
 
+import contextlib
+import os
 import pathlib
+import sys
+import tempfile
+import time
 import zlib
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import numpy as np
@@ -148,6 +153,24 @@ def _structure_mismatch(saved: Any, target: Any) -> str | None:
   return None
 
 
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[Any]:
+  """Sends file descriptor 2 to a buffer; yields a function reading it back."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as buffer:
+    os.dup2(buffer.fileno(), 2)
+    def read() -> str:
+      buffer.seek(0)
+      return buffer.read().decode(errors='replace')
+    try:
+      yield read
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
 def restore(manager: ocp.CheckpointManager, target: Any,
             step: int | None = None) -> Any:
   """Restores the checkpoint at `step` (default: latest) into `target`'s shape.
@@ -179,13 +202,18 @@ def restore(manager: ocp.CheckpointManager, target: Any,
     raise CheckpointError(
         f'{where} was saved by a different model or config: {mismatch}; use '
         'the config it was trained with (its config.json) or another --workdir')
-  try:
-    restored = manager.restore(step, args=ocp.args.StandardRestore(target))
-  except Exception as e:  # pylint: disable=broad-except
-    # Orbax raises many types (ValueError, tensorstore errors, ...); all mean
-    # the same to the user: the files are damaged.
-    detail = ' '.join(str(e).split())[:200]
-    raise CheckpointError(f'{where} is corrupt: {detail}') from None
+  with _captured_stderr() as captured:
+    try:
+      restored = manager.restore(step, args=ocp.args.StandardRestore(target))
+    except Exception as e:  # pylint: disable=broad-except
+      # Orbax raises many types (ValueError, tensorstore errors, ...); all
+      # mean the same to the user: the files are damaged. Its reads still in
+      # flight then print tracebacks from other threads: let them land here.
+      time.sleep(0.5)
+      detail = ' '.join(str(e).split('See full TensorStore details')[0].split())
+      raise CheckpointError(f'{where} is corrupt: {detail[:200]}') from None
+    messages = captured()
+  sys.stderr.write(messages)  # A good restore's messages are kept.
   if expected_crc is not None and fingerprint(restored) != expected_crc:
     raise CheckpointError(
         f'{where} is corrupt: its arrays do not match the checksum written '

@@ -12,6 +12,7 @@ line, ``error: ...``, and exit status 2; ``--verbose`` shows the traceback.
 """
 
 import logging as std_logging
+import os
 import pathlib
 import sys
 
@@ -117,8 +118,7 @@ def main(argv: list[str]) -> None:
   except MixaeError as e:
     if FLAGS.verbose:
       raise
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    _fail(str(e))
 
 
 def _find_config(argv: list[str]) -> list[str]:
@@ -152,8 +152,14 @@ def _show_flags_in_help() -> None:
 
 
 def _fail(message: str) -> None:
+  """Prints ``error: message`` and exits with status 2, nothing after it."""
   print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  # Not sys.exit: after a failed restore, orbax's background tasks can print
+  # tracebacks of their own while the interpreter shuts down.
+  os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+  os._exit(2)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -229,7 +229,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if manager.latest_step() is not None:
     state = checkpoints.restore(manager, state)
     logging.info('Resuming from the checkpoint at step %d.', int(state.step))
-  configuration.save(config, workdir)  # Only once the state is known to fit.
+  # config.json describes the latest checkpoint: a fresh run writes it now; a
+  # resumed run with a changed config writes it with its first checkpoint, so
+  # a run that fails before saving leaves the old one in place.
+  config_pending = True
+  if not (workdir / configuration.CONFIG_FILE).exists():
+    configuration.save(config, workdir)
+    config_pending = False
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('Model %s: %.2f M parameters; %d device(s).', config.model.name,
                num_params / 1e6, mesh.size)
@@ -276,7 +282,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step % config.checkpoint.every_steps == 0 or is_last:
         _check_finite(jax.device_get(history), manager)  # Never save a NaN.
         checkpoints.save(manager, step, state)
-        faults.maybe_kill('save', step)
+        faults.maybe_kill('save', step)  # Tests: a kill while files are written.
+        # Finish writing before training on: a kill then loses at most one
+        # save interval (the host copy is taken already; the wait is the I/O).
+        checkpoints.wait(manager)
+        if config_pending:
+          configuration.save(config, workdir)
+          config_pending = False
       if (config.eval.every_steps and step % config.eval.every_steps == 0
           and not is_last):
         _periodic_eval(state, eval_fn, eval_set, config, writer)
