@@ -228,6 +228,7 @@ def test_bad_input_from_the_command_line(trained_run, tmp_path, case):
     (['--config=configs/nope.py', '--workdir=/tmp/x'], 'config file configs/nope.py not found'),
     (['--mode=eval', '--workdir=/no/such/run'], 'not a mixae_jax run folder'),
     (['--config=configs/quick.py'], 'Flag --workdir must have a value'),
+    (['--workdir=/tmp/x'], '--mode=train needs --config'),
     (['--mode=separate', '--workdir=RUN', '--input=IMAGE'], 'is not an image file'),
     (['--mode=separate', '--workdir=RUN', '--digit=IMAGE'], '--digit and --image go together'),
 ])
