@@ -10,8 +10,10 @@ import functools
 from typing import Callable, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from mixae_jax.errors import ConfigError
 
@@ -30,6 +32,51 @@ def _norm(kind: str, train: bool, name: str | None = None) -> Callable:
   if kind == 'none':
     return lambda x: x
   raise ConfigError(f'model.norm={kind!r} is unknown; use one of {NORMS}')
+
+
+# For a stride-2 transposed convolution, which kernel tap feeds output parity p
+# from window offset d of a stride-1 convolution over the input (4 = a zero
+# tap). Derived from lax.conv_transpose's definition; tests check it against
+# nn.ConvTranspose.
+_SUBPIXEL_TAPS = {
+    # k=4, padding 2 on the dilated input (PyTorch's k=4, s=2, p=1): a 3x3
+    # window over inputs m-1, m, m+1 for outputs 2m and 2m+1.
+    4: (np.array([[0, 2, 4], [4, 1, 3]]), 1),
+    # k=2, 'SAME': output 2m+p comes from input m through tap 1-p.
+    2: (np.array([[1], [0]]), 0),
+}
+
+
+class UpConv2x(nn.Module):
+  """A stride-2 ConvTranspose computed as sub-pixel convolution.
+
+  The same function, parameters (``kernel`` [k, k, in, out], ``bias``) and
+  initialisation as ``nn.ConvTranspose(features, (k, k), strides=(2, 2))``
+  with padding ((2, 2), (2, 2)) for k=4 or 'SAME' for k=2; but evaluated as
+  one stride-1 convolution to 4x the channels followed by depth-to-space. On
+  XLA:CPU the transposed convolution's gradient is several times slower than
+  this form (benchmarks/throughput.py).
+  """
+  features: int
+  kernel_size: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    taps, pad = _SUBPIXEL_TAPS[self.kernel_size]
+    k, cin, cout = self.kernel_size, x.shape[-1], self.features
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (k, k, cin, cout))
+    bias = self.param('bias', nn.initializers.zeros_init(), (cout,))
+    window = taps.shape[1]
+    padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # Tap k is zero.
+    # [py, dy, px, dx, in, out] -> [dy, dx, in, (py, px, out)]
+    w = padded[taps[:, :, None, None], taps[None, None, :, :]]
+    w = w.transpose(1, 3, 4, 0, 2, 5).reshape(window, window, cin, 4 * cout)
+    y = jax.lax.conv_general_dilated(
+        x, w.astype(x.dtype), (1, 1), ((pad, pad), (pad, pad)),
+        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    n, h, wd, _ = y.shape
+    y = y.reshape(n, h, wd, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+    return y.reshape(n, 2 * h, 2 * wd, cout) + bias
 
 
 class Seed004(nn.Module):
@@ -64,10 +111,8 @@ class Seed004(nn.Module):
     h = nn.relu(nn.Dense(4 * 4 * 256, name=f'{name}_dense2')(h))
     h = h.reshape(h.shape[0], 4, 4, 256)
     for i, features in enumerate((128, 64, 3)):
-      # Padding 2 = k - 1 - p on the dilated input: PyTorch's
-      # ConvTranspose2d(k=4, s=2, p=1), doubling the size each time.
-      h = nn.ConvTranspose(features, (4, 4), strides=(2, 2),
-                           padding=((2, 2), (2, 2)), name=f'{name}_deconv{i}')(h)
+      # PyTorch's ConvTranspose2d(k=4, s=2, p=1), doubling the size each time.
+      h = UpConv2x(features, 4, name=f'{name}_deconv{i}')(h)
       if features != 3:
         h = nn.relu(_norm('batch', train, name=f'{name}_bn{i}')(h))
     return nn.sigmoid(h)
@@ -96,7 +141,7 @@ class UNetDecoder(nn.Module):
   def __call__(self, h: jnp.ndarray, skips: Sequence[jnp.ndarray],
                train: bool = False) -> jnp.ndarray:
     for features, skip in zip(reversed(self.widths[:-1]), reversed(skips)):
-      h = nn.ConvTranspose(features, (2, 2), strides=(2, 2))(h)
+      h = UpConv2x(features, 2)(h)  # = nn.ConvTranspose(features, (2, 2), (2, 2))
       h = ConvBlock(features, self.norm)(jnp.concatenate([h, skip], -1), train)
     h = nn.Conv(self.out_channels, (1, 1))(h)
     h = nn.sigmoid(h)

@@ -1,5 +1,6 @@
 """Model output shapes, ranges, parameter counts and train/eval behaviour."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -91,3 +92,27 @@ def test_bad_model_settings_raise_config_errors(field, value, message):
   config[field] = value
   with pytest.raises(ConfigError, match=message):
     models.create_model(config)
+
+
+@pytest.mark.parametrize('kernel, padding, size', [
+    (4, ((2, 2), (2, 2)), 4), (4, ((2, 2), (2, 2)), 8), (2, 'SAME', 4), (2, 'SAME', 16)])
+def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size):
+  reference = nn.ConvTranspose(6, (kernel, kernel), strides=(2, 2), padding=padding)
+  x = jax.random.normal(jax.random.key(0), (3, size, size, 5))
+  variables = reference.init(jax.random.key(1), x)
+  # Random bias too, so every parameter is exercised.
+  variables = jax.tree.map(lambda p: jax.random.normal(jax.random.key(2), p.shape),
+                           variables)
+  ours = models.UpConv2x(6, kernel)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(
+      jnp.shape, variables)
+  want = reference.apply(variables, x)
+  got = ours.apply(variables, x)
+  assert got.shape == want.shape == (3, 2 * size, 2 * size, 6)
+  np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
+  # And the gradients, which training uses.
+  loss = lambda f: lambda v, x: jnp.sum(jnp.sin(f.apply(v, x)))
+  g_ref = jax.grad(loss(reference), argnums=(0, 1))(variables, x)
+  g_our = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
+  for a, b in zip(jax.tree.leaves(g_our), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,1 @@
+"""Benchmarks: rerunnable measurements of speed and quality (not tests)."""

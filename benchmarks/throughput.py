@@ -1,0 +1,192 @@
+"""Train-step throughput of mixae_jax (XLA) against the same network in PyTorch.
+
+  python benchmarks/throughput.py                       # both networks, ~4 min on 2 cores
+  python benchmarks/throughput.py --networks=unet --seconds=5 --repeats=2
+
+For each network (``seed004`` and the default ``unet`` of configs/dual.py) it
+times an Adam train step at ``--batch_size`` on a fixed batch of mixtures, in
+JAX and in PyTorch (benchmarks/torch_models.py; ``pip install torch``),
+alternating the two in one process so machine noise hits both alike. It prints
+img/s (min / median / max over ``--repeats`` runs of ``--seconds`` each), the
+JAX/PyTorch ratio of medians, model FLOPs per image from XLA's cost analysis
+and the GFLOP/s achieved, plus inference (eval / Separator) throughput.
+The last line is one JSON object for scripts:
+``{"seed004": {"jax_img_s", "torch_img_s", "ratio", ...}, "unet": {...}}``.
+"""
+
+import functools
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import dual  # pylint: disable=g-import-not-at-top,wrong-import-position
+from mixae_jax import evaluate, preprocessing, train  # pylint: disable=wrong-import-position
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('networks', ['seed004', 'unet'], 'Networks to time.')
+flags.DEFINE_integer('batch_size', 128, 'Mixtures per train step.')
+flags.DEFINE_integer('eval_batch_size', 500, 'Mixtures per inference call.')
+flags.DEFINE_float('seconds', 8.0, 'Length of each timed run.')
+flags.DEFINE_integer('repeats', 3, 'Timed runs per implementation.')
+flags.DEFINE_bool('torch', True, 'Also time PyTorch (needs torch installed).')
+
+
+def network_config(name: str):
+  config = dual.get_config()
+  config.model.name = name
+  config.optimizer.schedule = 'constant'
+  config.optimizer.warmup_steps = 0
+  return config
+
+
+def fixed_batch(batch_size: int, seed: int = 0) -> preprocessing.Mixtures:
+  rng = np.random.default_rng(seed)
+  digits = rng.integers(0, 256, (batch_size, 28, 28), np.uint8)
+  images = rng.integers(0, 256, (batch_size, 32, 32, 3), np.uint8)
+  return preprocessing.make_mixtures(digits, images)
+
+
+def timed(step, seconds: float) -> float:
+  """Runs `step()` for about `seconds`; returns steps per second."""
+  count, start = 0, time.perf_counter()
+  while True:
+    step(); count += 1
+    if count % 2 == 0 and time.perf_counter() - start > seconds:
+      break
+  step(sync=True)
+  return (count + 1) / (time.perf_counter() - start)
+
+
+class JaxTrain:
+  """The project's train step, jitted once with the state donated."""
+
+  def __init__(self, name: str, batch_size: int):
+    config = network_config(name)
+    self.state = train.create_train_state(config)
+    self.batch = fixed_batch(batch_size)
+    self.key = jax.random.key(0)
+    self.step_fn = jax.jit(train.train_step, donate_argnums=0)
+    compiled = self.step_fn.lower(self.state, self.batch, self.key).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    self.flops_per_image = float(cost.get('flops', 0.0)) / batch_size
+    self.params = sum(x.size for x in jax.tree.leaves(self.state.params))
+    self(sync=True)
+
+  def __call__(self, sync: bool = False):
+    self.state, metrics = self.step_fn(self.state, self.batch, self.key)
+    if sync:
+      jax.block_until_ready(metrics)
+
+
+class JaxInfer:
+  def __init__(self, name: str, batch_size: int):
+    state = train.create_train_state(network_config(name))
+    self.state = evaluate.InferenceState(state.apply_fn, state.params, state.batch_stats)
+    self.x = fixed_batch(batch_size).mixture
+    self.fn = jax.jit(evaluate.separate)
+    self(sync=True)
+
+  def __call__(self, sync: bool = False):
+    out = self.fn(self.state, self.x)
+    if sync:
+      jax.block_until_ready(out)
+
+
+class TorchTrain:
+  def __init__(self, name: str, batch_size: int):
+    import torch  # pylint: disable=g-import-not-at-top
+    from benchmarks import torch_models  # pylint: disable=g-import-not-at-top
+    self.torch = torch
+    torch.manual_seed(0)
+    self.model = (torch_models.Seed004() if name == 'seed004' else
+                  torch_models.UNet(tuple(dual.get_config().model.widths)))
+    self.model.train()
+    self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+    b = fixed_batch(batch_size)
+    nchw = lambda a: torch.from_numpy(np.asarray(a)).permute(0, 3, 1, 2).contiguous()
+    self.x, self.digit, self.image = nchw(b.mixture), nchw(b.digit), nchw(b.cifar)
+    self.params = sum(p.numel() for p in self.model.parameters())
+    self()
+
+  def __call__(self, sync: bool = False):
+    del sync  # PyTorch on CPU is synchronous.
+    self.opt.zero_grad(set_to_none=True)
+    d, i = self.model(self.x)
+    loss = ((d - self.digit) ** 2).mean() + ((i - self.image) ** 2).mean()
+    loss.backward()
+    self.opt.step()
+
+
+class TorchInfer(TorchTrain):
+  def __init__(self, name: str, batch_size: int):
+    super().__init__(name, batch_size)
+    self.model.eval()
+
+  def __call__(self, sync: bool = False):
+    with self.torch.no_grad():
+      self.model(self.x)
+
+
+def summary(rates: list[float]) -> dict[str, float]:
+  return {'min': min(rates), 'median': statistics.median(rates), 'max': max(rates)}
+
+
+def main(argv):
+  del argv
+  print(f'machine: {platform.processor() or platform.machine()}, '
+        f'{os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}'
+        f' ({jax.device_count()} device(s)), batch {FLAGS.batch_size}')
+  results = {}
+  for name in FLAGS.networks:
+    runners = {'jax': JaxTrain(name, FLAGS.batch_size),
+               'jax_infer': JaxInfer(name, FLAGS.eval_batch_size)}
+    if FLAGS.torch:
+      import torch  # pylint: disable=g-import-not-at-top
+      print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
+      runners['torch'] = TorchTrain(name, FLAGS.batch_size)
+      runners['torch_infer'] = TorchInfer(name, FLAGS.eval_batch_size)
+    rates = {k: [] for k in runners}
+    for _ in range(FLAGS.repeats):  # Interleaved: jax, torch, jax, torch, ...
+      for key, runner in runners.items():
+        batch = FLAGS.eval_batch_size if key.endswith('infer') else FLAGS.batch_size
+        rates[key].append(batch * timed(runner, FLAGS.seconds))
+    jax_train = runners['jax']
+    row = {'params': int(jax_train.params),
+           'flops_per_image': jax_train.flops_per_image,
+           'jax_img_s': summary(rates['jax'])['median'],
+           'jax_img_s_range': summary(rates['jax']),
+           'jax_gflop_s': jax_train.flops_per_image * summary(rates['jax'])['median'] / 1e9,
+           'jax_infer_img_s': summary(rates['jax_infer'])['median']}
+    if FLAGS.torch:
+      row.update(torch_img_s=summary(rates['torch'])['median'],
+                 torch_img_s_range=summary(rates['torch']),
+                 torch_infer_img_s=summary(rates['torch_infer'])['median'],
+                 ratio=row['jax_img_s'] / summary(rates['torch'])['median'],
+                 infer_ratio=row['jax_infer_img_s'] / summary(rates['torch_infer'])['median'])
+    results[name] = row
+    print(f'\n{name}: {row["params"] / 1e6:.2f} M params, '
+          f'{row["flops_per_image"] / 1e9:.3f} GFLOP per image per train step (XLA)')
+    for key in rates:
+      s = summary(rates[key])
+      print(f'  {key:12s} img/s  min {s["min"]:8.1f}  median {s["median"]:8.1f}  '
+            f'max {s["max"]:8.1f}')
+    print(f'  JAX train: {row["jax_gflop_s"]:.1f} GFLOP/s achieved')
+    if FLAGS.torch:
+      print(f'  ratio JAX / PyTorch: train {row["ratio"]:.2f}, inference '
+            f'{row["infer_ratio"]:.2f}')
+  print(json.dumps(results))
+
+
+if __name__ == '__main__':
+  app.run(main)

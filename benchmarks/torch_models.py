@@ -1,0 +1,94 @@
+"""PyTorch twins of mixae_jax's networks, for the throughput comparison only.
+
+Same layers, sizes, normalisation and activations as `mixae_jax.models`
+(NCHW, PyTorch's native layout). Needs ``pip install torch`` (the
+``bench`` extra); the package itself never imports this.
+"""
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class Seed004(nn.Module):
+  """The reference report's design: see `mixae_jax.models.Seed004`."""
+
+  def __init__(self, latent_dim: int = 128):
+    super().__init__()
+    layers, channels = [], 3
+    for features in (64, 128, 256):
+      layers += [nn.Conv2d(channels, features, 4, 2, 1), nn.BatchNorm2d(features),
+                 nn.ReLU(), nn.Dropout(0.2)]
+      channels = features
+    self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(4096, 512),
+                                 nn.ReLU(), nn.Linear(512, latent_dim),
+                                 nn.Dropout(0.5))
+    self.digit = self._decoder(latent_dim)
+    self.image = self._decoder(latent_dim)
+
+  @staticmethod
+  def _decoder(latent_dim: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(latent_dim, 512), nn.ReLU(), nn.Linear(512, 4096), nn.ReLU(),
+        nn.Unflatten(1, (256, 4, 4)),
+        nn.ConvTranspose2d(256, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.ConvTranspose2d(64, 3, 4, 2, 1), nn.Sigmoid())
+
+  def forward(self, x):
+    z = self.encoder(x)
+    return self.digit(z), self.image(z)
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+  return nn.GroupNorm(max(1, min(8, channels // 4)), channels)
+
+
+class ConvBlock(nn.Sequential):
+  def __init__(self, cin: int, cout: int):
+    super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                     _group_norm(cout), nn.ReLU(),
+                     nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                     _group_norm(cout), nn.ReLU())
+
+
+class UNetDecoder(nn.Module):
+  def __init__(self, widths: Sequence[int], out_channels: int):
+    super().__init__()
+    self.ups, self.blocks = nn.ModuleList(), nn.ModuleList()
+    cin = widths[-1]
+    for features in reversed(widths[:-1]):
+      self.ups.append(nn.ConvTranspose2d(cin, features, 2, 2))
+      self.blocks.append(ConvBlock(2 * features, features))
+      cin = features
+    self.head = nn.Conv2d(cin, out_channels, 1)
+
+  def forward(self, h, skips):
+    for up, block, skip in zip(self.ups, self.blocks, reversed(skips)):
+      h = block(torch.cat([up(h), skip], 1))
+    return torch.sigmoid(self.head(h))
+
+
+class UNet(nn.Module):
+  """See `mixae_jax.models.UNet` (GroupNorm, digit_channels=3)."""
+
+  def __init__(self, widths: Sequence[int] = (32, 64, 128, 256)):
+    super().__init__()
+    self.encoders = nn.ModuleList()
+    cin = 3
+    for features in widths[:-1]:
+      self.encoders.append(ConvBlock(cin, features))
+      cin = features
+    self.bottleneck = ConvBlock(cin, widths[-1])
+    self.digit = UNetDecoder(widths, 3)
+    self.image = UNetDecoder(widths, 3)
+
+  def forward(self, x):
+    skips, h = [], x
+    for block in self.encoders:
+      h = block(h)
+      skips.append(h)
+      h = nn.functional.max_pool2d(h, 2)
+    h = self.bottleneck(h)
+    return self.digit(h, skips), self.image(h, skips)
