@@ -37,6 +37,10 @@ def separate(state: Any, mixture: jax.Array) -> tuple[jax.Array, jax.Array]:
   return state.apply_fn(variables, mixture, train=False)
 
 
+# One compiled inference function for eval figures and `Separator`.
+separate_jitted = jax.jit(separate)
+
+
 @jax.jit
 def eval_step(state: Any, digits: jax.Array, images: jax.Array
               ) -> dict[str, dict[str, jax.Array]]:
@@ -113,13 +117,10 @@ def predict_samples(state: Any, eval_set: input_pipeline.EvalSet,
   indices = np.asarray(indices)
   mix = preprocessing.make_mixtures(eval_set.digits[indices],
                                     eval_set.images[indices])
-  digit, image = _jit_separate(state, mix.mixture)
+  digit, image = separate_jitted(state, mix.mixture)
   return jax.device_get({'mixture': mix.mixture, 'digit': mix.digit,
                          'digit_pred': digit, 'image': mix.cifar,
                          'image_pred': image})
-
-
-_jit_separate = jax.jit(separate)
 
 
 def write_eval_outputs(workdir: str | pathlib.Path, state: Any,

@@ -11,6 +11,23 @@ SAMPLE_COLUMNS = (('mixture', 'mixture'), ('digit', 'true digit'),
                   ('image_pred', 'recovered CIFAR'))
 
 
+def pyplot():
+  """matplotlib.pyplot on the file-only Agg backend (never needs a display)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def save_figure(fig: Any, path: str | pathlib.Path, dpi: int = 100) -> None:
+  """Saves a matplotlib figure to `path` (creating folders) and closes it."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  pyplot().close(fig)
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
   """float [.., 3] in [0, 1] -> uint8, rounding to the nearest level."""
   return np.round(np.clip(np.asarray(x, np.float32), 0, 1) * 255).astype(np.uint8)
@@ -59,10 +76,7 @@ def sample_grid(samples: Mapping[str, np.ndarray], scale: int = 3,
 def loss_curves(records: Sequence[Mapping[str, Any]],
                 path: str | pathlib.Path) -> None:
   """Plots train loss and eval PSNR (both sources) against step to `path`."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')  # Files only; never needs a display.
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
+  plt = pyplot()
   # A resumed run logs again the steps after its checkpoint: keep the latest
   # record of each (kind, step).
   latest = {(r.get('kind'), r.get('step')): r for r in records}
@@ -84,20 +98,13 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
     ax_psnr.legend()
   for ax in (ax_loss, ax_psnr):
     ax.grid(alpha=0.3)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save_figure(fig, path)
 
 
 def per_class_chart(per_class: Mapping[str, Any],
                     path: str | pathlib.Path) -> None:
   """Bar charts of PSNR and SSIM per CIFAR class and per digit, both sources."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
+  plt = pyplot()
   fig, axes = plt.subplots(2, 2, figsize=(13, 7))
   titles = {'by_cifar_class': 'per CIFAR-10 class', 'by_digit': 'per digit'}
   for col, grouping in enumerate(('by_cifar_class', 'by_digit')):
@@ -118,8 +125,4 @@ def per_class_chart(per_class: Mapping[str, Any],
       ax.set_ylim(low - pad, high + pad)  # Differences, not totals, matter.
       ax.grid(axis='y', alpha=0.3)
       ax.legend(fontsize=8)
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  save_figure(fig, path)

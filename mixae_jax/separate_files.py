@@ -14,6 +14,7 @@ import numpy as np
 
 from mixae_jax import image_io
 from mixae_jax import metrics
+from mixae_jax import plots
 from mixae_jax import preprocessing
 from mixae_jax.errors import InputError
 from mixae_jax.separator import Separator
@@ -80,10 +81,7 @@ def _figure(path: pathlib.Path, name: str, mixture: np.ndarray,
             true_digit: np.ndarray | None,
             true_image: np.ndarray | None) -> None:
   """mixture | recovered digit | recovered image (| true digit | true image)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-
+  plt = plots.pyplot()
   panels = [(f'mixture\n{name}', mixture), ('recovered digit', digit),
             ('recovered image', image)]
   if true_digit is not None:
@@ -99,7 +97,4 @@ def _figure(path: pathlib.Path, name: str, mixture: np.ndarray,
     ax.imshow(np.clip(picture, 0, 1), interpolation='nearest')
     ax.set_title(title, fontsize=9)
     ax.axis('off')
-  fig.tight_layout()
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  plots.save_figure(fig, path)

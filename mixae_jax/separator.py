@@ -18,9 +18,6 @@ from mixae_jax import models
 from mixae_jax import preprocessing
 from mixae_jax.errors import InputError
 
-_separate = jax.jit(evaluate.separate)
-
-
 class Separator:
   """Separates mixtures with a trained model, batching internally.
 
@@ -91,7 +88,7 @@ class Separator:
         # Pad the tail so every batch reuses the one compiled shape.
         chunk = np.concatenate([chunk, np.zeros((self.batch_size - n,) +
                                                 chunk.shape[1:], np.float32)])
-      d, i = _separate(self.state, chunk)
+      d, i = evaluate.separate_jitted(self.state, chunk)
       digits.append(np.asarray(d)[:n])
       images.append(np.asarray(i)[:n])
     digits, images = np.concatenate(digits), np.concatenate(images)
