@@ -84,6 +84,8 @@ def test_sigkill_mid_step_and_mid_save_then_resume_exactly(data_dir, tmp_path):
 def test_same_config_and_seed_give_identical_metrics(trained_run, tmp_path):
   config, workdir, record = trained_run
   again = train.train_and_evaluate(config, tmp_path)
+  print('run 1:', json.dumps(record, sort_keys=True))
+  print('run 2:', json.dumps(again, sort_keys=True))
   assert again == record
   first = [r['loss'] for r in writers.read_jsonl(workdir / 'metrics.jsonl')
            if r['kind'] == 'train']
