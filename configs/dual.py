@@ -21,6 +21,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Seeds the initial parameters, the training pairs and the dropout masks.
   config.seed = 0
 
+  # What the network learns: 'separate' (mixture -> digit and image). The
+  # reference designs configs/mixture_ae.py and configs/digit_ae.py use
+  # 'reconstruct_mixture' (mixture -> mixture) and 'reconstruct_digit'
+  # (clean digit -> digit).
+  config.task = 'separate'
+
   config.model = ml_collections.ConfigDict()
   # Architecture: 'unet' (this) or 'seed004' (the reference report's design).
   config.model.name = 'unet'
@@ -30,6 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.norm = 'group'
   # Channels the digit decoder predicts: 3, or 1 repeated to RGB (it is grey).
   config.model.digit_channels = 3
+  # How the decoders' outputs become the two estimates: 'twin' (as they are),
+  # 'consistent' (projected so their mean is the mixture) or 'derive' (one
+  # digit decoder; image = 2 * mixture - digit). U-Net only.
+  config.model.head = 'twin'
 
   config.data = ml_collections.ConfigDict()
   # 'auto' (local folder if complete, else tfds), 'local' or 'tfds'.
@@ -38,6 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.dir = os.environ.get('MIXAE_DATA_DIR', '')
   # tensorflow-datasets data_dir; '' means tfds's default (~/tensorflow_datasets).
   config.data.tfds_dir = ''
+  # Training pairs: 0 draws fresh random (digit, image) pairs at every step;
+  # N > 0 trains on N fixed pairs only (1: the single-pair experiment).
+  config.data.train_pairs = 0
 
   # Mixtures per training step (global, over all devices).
   config.batch_size = 128

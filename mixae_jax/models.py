@@ -149,16 +149,59 @@ class UNetDecoder(nn.Module):
     return jnp.broadcast_to(h, h.shape[:-1] + (3,)) if h.shape[-1] == 1 else h
 
 
+HEADS = ('twin', 'consistent', 'derive')
+
+
+def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
+               image: jnp.ndarray | None, grey_digit: bool = False
+               ) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Turns decoder outputs into the (digit, image) estimates.
+
+  Args:
+    head: 'twin' returns both decoders' outputs as they are. 'consistent'
+      projects them onto the pairs whose mean is the mixture (least squares),
+      then clips to [0, 1]. 'derive' uses only the digit and sets the image
+      to ``2 * mixture - digit``, clipped to [0, 1].
+    mixture: the network's input [N, 32, 32, 3].
+    digit: the digit decoder's output.
+    image: the image decoder's output (None for 'derive').
+    grey_digit: the digit decoder predicts one grey channel; 'consistent'
+      then also keeps the digit grey, which the true digit always is.
+
+  Returns:
+    (digit, image), both [N, 32, 32, 3] in [0, 1].
+  """
+  if head == 'twin':
+    return digit, image
+  if head == 'consistent':
+    if grey_digit:
+      # Minimises 3 (d - digit)^2 + |2 mixture - d - image|^2 over grey d:
+      # the mean of the two grey estimates of the digit.
+      other = jnp.mean(2.0 * mixture - image, axis=-1, keepdims=True)
+      grey = 0.5 * (digit[..., :1] + other)
+      return (jnp.clip(jnp.broadcast_to(grey, mixture.shape), 0.0, 1.0),
+              jnp.clip(2.0 * mixture - grey, 0.0, 1.0))
+    residual = mixture - 0.5 * (digit + image)
+    return (jnp.clip(digit + residual, 0.0, 1.0),
+            jnp.clip(image + residual, 0.0, 1.0))
+  if head == 'derive':
+    # Clipping can only move an estimate closer to a truth that lies in [0, 1].
+    return digit, jnp.clip(2.0 * mixture - digit, 0.0, 1.0)
+  raise ConfigError(f'model.head={head!r} is unknown; use one of {HEADS}')
+
+
 class UNet(nn.Module):
   """A shared U-Net encoder whose skip connections feed both decoders.
 
   ``widths`` gives the channels per resolution level (32x32, 16x16, ...); the
   last entry is the bottleneck. ``digit_channels=1`` predicts a grey digit
-  and repeats it to RGB.
+  and repeats it to RGB. ``head`` combines the decoders (see `apply_head`);
+  with 'derive' there is no image decoder at all.
   """
   widths: Sequence[int] = (32, 64, 128)
   norm: str = 'group'
   digit_channels: int = 3
+  head: str = 'twin'
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False):
@@ -171,11 +214,64 @@ class UNet(nn.Module):
     h = ConvBlock(self.widths[-1], self.norm)(h, train)
     decoder = functools.partial(UNetDecoder, self.widths, norm=self.norm)
     digit = decoder(self.digit_channels, name='digit_decoder')(h, skips, train)
-    image = decoder(3, name='image_decoder')(h, skips, train)
-    return digit, image
+    image = (None if self.head == 'derive' else
+             decoder(3, name='image_decoder')(h, skips, train))
+    return apply_head(self.head, x, digit, image,
+                      grey_digit=self.digit_channels == 1)
 
 
-MODELS = ('seed004', 'unet')
+class MixtureAE(nn.Module):
+  """References 001/002: an autoencoder of the mixture itself, one decoder.
+
+  Reference 002's layers (its weight shapes), on 3-channel 32x32 input:
+  Conv 3x3 s2 (16), Conv 3x3 s2 (32), Conv 7x7 valid (64) to a 2x2x64 code;
+  then ConvTranspose 7x7 (32), 3x3 s2 (16), 3x3 s2 (3) and a sigmoid. It
+  never separates: its one reconstruction is returned as both estimates.
+  """
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool = False):
+    del train  # No dropout or normalisation.
+    h = nn.relu(nn.Conv(16, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))(x))
+    h = nn.relu(nn.Conv(32, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))(h))
+    h = nn.Conv(64, (7, 7), padding='VALID')(h)  # 8x8 -> 2x2
+    # PyTorch ConvTranspose2d(k, s, p, output_padding=op) pads the dilated
+    # input by (k-1-p, k-1-p+op): (6, 6) for k=7, p=0; (1, 2) for k=3, p=op=1.
+    h = nn.relu(nn.ConvTranspose(32, (7, 7), padding=((6, 6), (6, 6)))(h))
+    h = nn.relu(nn.ConvTranspose(16, (3, 3), strides=(2, 2),
+                                 padding=((1, 2), (1, 2)))(h))
+    h = nn.ConvTranspose(3, (3, 3), strides=(2, 2), padding=((1, 2), (1, 2)))(h)
+    recon = nn.sigmoid(h)
+    return recon, recon
+
+
+class DigitAE(nn.Module):
+  """Reference 003: a plain MNIST convolutional autoencoder, 64-d latent.
+
+  Encoder: Conv 3x3 s2 (16, 32, 64) with ReLU, then a global average to a
+  64-d code. Decoder: ConvTranspose 4x4 (32) to 4x4, then three 4x4 s2 ones
+  (16, 8, 1) to 32x32 (the reference's 28x28 layout, one level deeper), with
+  a sigmoid added so outputs lie in [0, 1]. It sees the grey (channel-mean)
+  input. On a mixture, its output is the digit estimate and the image is
+  derived as ``2 * mixture - digit`` (the 'derive' head).
+  """
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool = False):
+    del train
+    h = jnp.mean(x, axis=-1, keepdims=True)
+    for features in (16, 32, 64):
+      h = nn.relu(nn.Conv(features, (3, 3), strides=(2, 2),
+                          padding=((1, 1), (1, 1)))(h))
+    z = jnp.mean(h, axis=(1, 2), keepdims=True)  # [N, 1, 1, 64]
+    h = nn.relu(nn.ConvTranspose(32, (4, 4), padding=((3, 3), (3, 3)))(z))
+    for features in (16, 8):
+      h = nn.relu(UpConv2x(features, 4)(h))
+    digit = nn.sigmoid(UpConv2x(1, 4)(h))
+    return apply_head('derive', x, jnp.broadcast_to(digit, x.shape), None)
+
+
+MODELS = ('seed004', 'unet', 'mixture_ae', 'digit_ae')
 
 
 def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
@@ -187,6 +283,10 @@ def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
   name = model_config.name
   if name == 'seed004':
     return Seed004()
+  if name == 'mixture_ae':
+    return MixtureAE()
+  if name == 'digit_ae':
+    return DigitAE()
   if name == 'unet':
     widths = tuple(model_config.widths)
     if (len(widths) < 2 or not all(isinstance(w, int) for w in widths)
@@ -202,6 +302,11 @@ def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
     if model_config.digit_channels not in (1, 3):
       raise ConfigError(f'model.digit_channels={model_config.digit_channels} '
                         'must be 1 (grey, repeated) or 3')
+    # Runs saved before model.head existed were all 'twin'.
+    head = model_config.get('head', 'twin')
+    if head not in HEADS:
+      raise ConfigError(f'model.head={head!r} is unknown; use one of {HEADS}')
     return UNet(widths=widths, norm=model_config.norm,
-                digit_channels=model_config.digit_channels)
+                digit_channels=model_config.digit_channels,
+                head=head)
   raise ConfigError(f'model.name={name!r} is unknown; use one of {MODELS}')

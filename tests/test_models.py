@@ -116,3 +116,76 @@ def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size):
   g_our = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
   for a, b in zip(jax.tree.leaves(g_our), jax.tree.leaves(g_ref)):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def _unet(**fields):
+  config = dict(name='unet', widths=(8, 16), norm='group', digit_channels=3)
+  return models.create_model(ml_collections.ConfigDict({**config, **fields}))
+
+
+def test_consistent_head_outputs_average_to_the_mixture():
+  variables, x = _init(_unet(head='consistent'))
+  x = 0.25 + 0.5 * x  # Away from 0 and 1, where clipping would bite.
+  digit, image = _unet(head='consistent').apply(variables, x)
+  np.testing.assert_allclose((digit + image) / 2, x, atol=1e-6)
+  # Same parameters as the twin head; only the combination differs.
+  twin_digit, twin_image = _unet().apply(variables, x)
+  np.testing.assert_allclose(digit - twin_digit, image - twin_image, atol=1e-6)
+
+
+def test_grey_consistent_head_keeps_the_digit_grey_and_averages_its_estimates():
+  model = _unet(head='consistent', digit_channels=1)
+  variables, x = _init(model)
+  x = 0.25 + 0.5 * x
+  digit, image = model.apply(variables, x)
+  np.testing.assert_array_equal(digit[..., 0], digit[..., 2])
+  inside = (image > 0) & (image < 1)  # Where clipping did not act.
+  assert inside.mean() > 0.5
+  np.testing.assert_allclose(((digit + image) / 2)[inside], x[inside], atol=1e-6)
+  # The digit is the mean of the decoder's grey digit and 2m - image's grey.
+  twin_digit, twin_image = _unet(digit_channels=1).apply(variables, x)
+  expected = 0.5 * (twin_digit[..., :1] + jnp.mean(2 * x - twin_image, -1,
+                                                   keepdims=True))
+  np.testing.assert_allclose(digit, np.broadcast_to(expected, x.shape),
+                             atol=1e-6)
+
+
+@pytest.mark.parametrize('digit_channels', [1, 3])
+def test_derive_head_has_one_decoder_and_image_is_two_mixture_minus_digit(
+    digit_channels):
+  model = _unet(head='derive', digit_channels=digit_channels)
+  variables, x = _init(model)
+  assert 'image_decoder' not in variables['params']
+  twin_params = _init(_unet(digit_channels=digit_channels))[0]['params']
+  assert _count(variables['params']) == _count(twin_params) - _count(
+      twin_params['image_decoder'])
+  digit, image = model.apply(variables, x)
+  np.testing.assert_allclose(image, np.clip(2 * x - digit, 0, 1), atol=1e-6)
+  if digit_channels == 1:
+    np.testing.assert_array_equal(digit[..., 0], digit[..., 1])
+
+
+def test_unknown_head_is_a_config_error():
+  with pytest.raises(ConfigError, match="model.head='mean' is unknown"):
+    _unet(head='mean')
+
+
+def test_reference_autoencoders_shapes_and_parameter_counts():
+  conv = lambda k, i, o: k * k * i * o + o
+  mixture_ae = models.create_model(ml_collections.ConfigDict({'name': 'mixture_ae'}))
+  variables, x = _init(mixture_ae)
+  recon, same = mixture_ae.apply(variables, x)
+  assert recon.shape == (2, 32, 32, 3)
+  np.testing.assert_array_equal(recon, same)  # One decoder: no separation.
+  # Reference 002's weight shapes: the decoder mirrors the encoder.
+  assert _count(variables['params']) == (
+      conv(3, 3, 16) + conv(3, 16, 32) + conv(7, 32, 64)
+      + conv(7, 64, 32) + conv(3, 32, 16) + conv(3, 16, 3)) == 210_947
+  digit_ae = models.create_model(ml_collections.ConfigDict({'name': 'digit_ae'}))
+  variables, x = _init(digit_ae)
+  digit, image = digit_ae.apply(variables, x)
+  np.testing.assert_array_equal(digit[..., 0], digit[..., 2])
+  np.testing.assert_allclose(image, np.clip(2 * x - digit, 0, 1), atol=1e-6)
+  assert _count(variables['params']) == (
+      conv(3, 1, 16) + conv(3, 16, 32) + conv(3, 32, 64)          # 64-d code
+      + conv(4, 64, 32) + conv(4, 32, 16) + conv(4, 16, 8) + conv(4, 8, 1))
