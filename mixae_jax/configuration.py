@@ -1,6 +1,7 @@
 """Checking configs before any work starts, and saving/loading them as JSON."""
 
 import json
+import os
 import pathlib
 
 import jax
@@ -11,6 +12,8 @@ from mixae_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = 'config.json'
 SCHEDULES = ('constant', 'cosine')
+# What a network can be trained to do; see train.task_io.
+TASKS = ('separate', 'reconstruct_mixture', 'reconstruct_digit')
 
 
 def _positive_int(config: ml_collections.ConfigDict, key: str,
@@ -54,6 +57,13 @@ def validate(config: ml_collections.ConfigDict,
   for key in ('digit_weight', 'image_weight'):
     if config.loss[key] < 0:
       raise ConfigError(f'loss.{key}={config.loss[key]} must be >= 0')
+  if config.get('task', 'separate') not in TASKS:
+    raise ConfigError(f'task={config.task!r} is unknown; use one of {TASKS}')
+  train_pairs = config.data.get('train_pairs', 0)
+  if isinstance(train_pairs, bool) or not isinstance(train_pairs, int) or (
+      train_pairs < 0):
+    raise ConfigError(f'data.train_pairs={train_pairs!r} must be an integer '
+                      '>= 0 (0: fresh random pairs)')
   models.create_model(config.model)
 
 
@@ -69,6 +79,9 @@ def save(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None
 def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   """Reads the config a run saved in its workdir.
 
+  The saved data folder belongs to the machine that trained; when
+  ``MIXAE_DATA_DIR`` is set, it names this machine's folder instead.
+
   Raises:
     CheckpointError: the workdir has no (readable) ``config.json``.
   """
@@ -78,7 +91,10 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
         f'{path} not found: {workdir} is not a mixae_jax run folder (train '
         'one with --mode=train, or pass --config)')
   try:
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise CheckpointError(f'{path} is not valid JSON ({e}); pass --config '
                           'explicitly') from None
+  if os.environ.get('MIXAE_DATA_DIR') and 'data' in config:
+    config.data.dir = os.environ['MIXAE_DATA_DIR']
+  return config

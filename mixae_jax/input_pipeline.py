@@ -24,6 +24,7 @@ import socket
 from typing import NamedTuple
 
 from absl import logging
+from flax import struct
 import jax
 import ml_collections
 import numpy as np
@@ -51,10 +52,17 @@ class Datasets(NamedTuple):
   cifar_test: Split
 
 
-class TrainPool(NamedTuple):
-  """The uint8 training images, kept on the device for in-step sampling."""
+@struct.dataclass
+class TrainPool:
+  """The uint8 training images, kept on the device for in-step sampling.
+
+  With ``paired`` set, digit k always goes with image k (a fixed set of
+  training pairs, see `make_train_pool`); otherwise any digit may meet any
+  image.
+  """
   digits: jax.Array  # uint8 [60000, 28, 28]
   images: jax.Array  # uint8 [50000, 32, 32, 3]
+  paired: bool = struct.field(pytree_node=False, default=False)
 
 
 class EvalSet(NamedTuple):
@@ -165,24 +173,41 @@ def default_data_dir() -> str:
 
 
 def make_train_pool(datasets: Datasets,
-                    sharding: jax.sharding.Sharding | None = None) -> TrainPool:
-  """Puts the uint8 training images on the device(s), replicated."""
-  return TrainPool(
-      digits=jax.device_put(datasets.mnist_train.images, sharding),
-      images=jax.device_put(datasets.cifar_train.images, sharding))
+                    sharding: jax.sharding.Sharding | None = None,
+                    num_pairs: int = 0, pairing_seed: int = 0) -> TrainPool:
+  """Puts the uint8 training images on the device(s), replicated.
+
+  Args:
+    datasets: the loaded datasets (with train splits).
+    sharding: where the pool goes; the default device when None.
+    num_pairs: 0 (the default) keeps every training image and pairs them
+      afresh at each draw; N > 0 keeps only N fixed training pairs, chosen
+      by `pairing` on the train splits (N = 1: the single-pair experiment).
+    pairing_seed: seed of that choice.
+  """
+  digits, images = datasets.mnist_train.images, datasets.cifar_train.images
+  if num_pairs:
+    digit_index, image_index = pairing(num_pairs, pairing_seed, len(digits),
+                                       len(images), what='data.train_pairs')
+    digits, images = digits[digit_index], images[image_index]
+  return TrainPool(digits=jax.device_put(digits, sharding),
+                   images=jax.device_put(images, sharding),
+                   paired=bool(num_pairs))
 
 
 def sample_batch(pool: TrainPool, rng: jax.Array,
                  batch_size: int) -> preprocessing.Mixtures:
-  """Draws `batch_size` fresh random (digit, image) pairs; jit-friendly."""
+  """Draws `batch_size` random (digit, image) pairs; jit-friendly."""
   digit_rng, image_rng = jax.random.split(rng)
   i = jax.random.randint(digit_rng, (batch_size,), 0, pool.digits.shape[0])
-  j = jax.random.randint(image_rng, (batch_size,), 0, pool.images.shape[0])
+  j = i if pool.paired else jax.random.randint(
+      image_rng, (batch_size,), 0, pool.images.shape[0])
   return preprocessing.make_mixtures(pool.digits[i], pool.images[j])
 
 
 def pairing(num_pairs: int, pairing_seed: int, num_digits: int,
-            num_images: int) -> tuple[np.ndarray, np.ndarray]:
+            num_images: int, what: str = 'eval.num_pairs'
+            ) -> tuple[np.ndarray, np.ndarray]:
   """The documented eval pairing: two seeded permutations, truncated.
 
   With ``rng = np.random.default_rng(pairing_seed)``, pair k is MNIST test
@@ -192,8 +217,8 @@ def pairing(num_pairs: int, pairing_seed: int, num_digits: int,
   """
   if not 0 < num_pairs <= min(num_digits, num_images):
     raise ConfigError(
-        f'eval.num_pairs={num_pairs} must be in 1..{min(num_digits, num_images)}'
-        ' (the size of the smaller test split)')
+        f'{what}={num_pairs} must be in 1..{min(num_digits, num_images)}'
+        ' (the size of the smaller split)')
   rng = np.random.default_rng(pairing_seed)
   digit_index = rng.permutation(num_digits)[:num_pairs]
   image_index = rng.permutation(num_images)[:num_pairs]

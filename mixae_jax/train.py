@@ -97,8 +97,27 @@ def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
       rng=jax.random.key_data(run_key))
 
 
+def task_io(task: str, batch: preprocessing.Mixtures
+            ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """The network input and the two outputs' targets for a training task.
+
+  'separate' is this project's task: mixture in, (digit, image) out. The
+  other two are the reference designs' tasks: 'reconstruct_mixture' (an
+  autoencoder of the mixture itself, references 001/002) and
+  'reconstruct_digit' (a plain MNIST autoencoder, reference 003).
+  """
+  if task == 'separate':
+    return batch.mixture, batch.digit, batch.cifar
+  if task == 'reconstruct_mixture':
+    return batch.mixture, batch.mixture, batch.mixture
+  if task == 'reconstruct_digit':
+    return batch.digit, batch.digit, batch.digit
+  raise ValueError(f'unknown task {task!r}; use one of {configuration.TASKS}')
+
+
 def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
-               digit_weight: float = 1.0, image_weight: float = 1.0
+               digit_weight: float = 1.0, image_weight: float = 1.0,
+               task: str = 'separate'
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Adam step on ``digit_weight * MSE(digit) + image_weight * MSE(image)``.
 
@@ -108,19 +127,22 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     state: the train state.
     batch: mixtures with their true sources.
     rng: key for dropout.
-    digit_weight: weight of the digit's MSE in the loss.
-    image_weight: weight of the CIFAR image's MSE in the loss.
+    digit_weight: weight of the digit output's MSE in the loss.
+    image_weight: weight of the image output's MSE in the loss.
+    task: what the network learns (see `task_io`); 'separate' by default.
 
   Returns:
     The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm.
   """
+  inputs, digit_target, image_target = task_io(task, batch)
+
   def loss_fn(params):
     variables = {'params': params, 'batch_stats': state.batch_stats}
     (digit, image), updates = state.apply_fn(
-        variables, batch.mixture, train=True, rngs={'dropout': rng},
+        variables, inputs, train=True, rngs={'dropout': rng},
         mutable=['batch_stats'])
-    digit_mse = jnp.mean(jnp.square(digit - batch.digit))
-    image_mse = jnp.mean(jnp.square(image - batch.cifar))
+    digit_mse = jnp.mean(jnp.square(digit - digit_target))
+    image_mse = jnp.mean(jnp.square(image - image_target))
     loss = digit_weight * digit_mse + image_weight * image_mse
     return loss, (updates, digit_mse, image_mse)
 
@@ -137,11 +159,12 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
 @functools.partial(
     jax.jit, donate_argnums=0,
     static_argnames=('batch_size', 'data_sharding', 'digit_weight',
-                     'image_weight'))
+                     'image_weight', 'task'))
 def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
                        batch_size: int,
                        data_sharding: NamedSharding | None = None,
-                       digit_weight: float = 1.0, image_weight: float = 1.0
+                       digit_weight: float = 1.0, image_weight: float = 1.0,
+                       task: str = 'separate'
                        ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Draws a fresh batch from the device-resident pool and takes a step.
 
@@ -157,7 +180,7 @@ def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
   if data_sharding is not None:
     batch = jax.lax.with_sharding_constraint(batch, data_sharding)
   new_state, metrics = train_step(state, batch, dropout_key, digit_weight,
-                                  image_weight)
+                                  image_weight, task)
   if data_sharding is not None:
     replicated = NamedSharding(data_sharding.mesh, P())
     new_state = jax.lax.with_sharding_constraint(new_state, replicated)
@@ -241,13 +264,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                num_params / 1e6, mesh.size)
 
   state = jax.device_put(state, replicated)
-  pool = input_pipeline.make_train_pool(datasets, replicated)
+  pool = input_pipeline.make_train_pool(
+      datasets, replicated, num_pairs=config.data.get('train_pairs', 0),
+      pairing_seed=config.seed)
   del datasets
   step_fn = functools.partial(
       train_step_on_pool, batch_size=config.batch_size,
       data_sharding=data_sharding if mesh.size > 1 else None,
       digit_weight=float(config.loss.digit_weight),
-      image_weight=float(config.loss.image_weight))
+      image_weight=float(config.loss.image_weight),
+      task=config.get('task', 'separate'))
   schedule = make_schedule(config)
   eval_fn = functools.partial(
       evaluate.per_image_metrics, eval_set=eval_set,
@@ -295,7 +321,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         interval_start, interval_steps = time.perf_counter(), 0
     progress.close()
     checkpoints.wait(manager)
-    record = _final_eval(state, eval_fn, eval_set, config, workdir, writer)
+    record = _final_eval(state, int(state.step), eval_fn, eval_set, config,
+                         workdir, writer)
   finally:
     progress.close()
     writer.close()
@@ -338,11 +365,11 @@ def _periodic_eval(state: Any, eval_fn: Any, eval_set: input_pipeline.EvalSet,
                evaluate.format_summary(record))
 
 
-def _final_eval(state: Any, eval_fn: Any, eval_set: input_pipeline.EvalSet,
+def _final_eval(state: Any, step: int, eval_fn: Any,
+                eval_set: input_pipeline.EvalSet,
                 config: ml_collections.ConfigDict, workdir: pathlib.Path,
                 writer: writers.MetricWriter) -> dict[str, Any]:
   """The full evaluation: eval/ outputs, JSONL and TensorBoard."""
-  step = int(state.step)
   per_image = eval_fn(state)
   record = evaluate.summary(per_image, step, config.eval.pairing_seed)
   out, grid = evaluate.write_eval_outputs(workdir, state, eval_set, per_image,
@@ -355,17 +382,34 @@ def _final_eval(state: Any, eval_fn: Any, eval_set: input_pipeline.EvalSet,
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict,
-                        workdir: str | pathlib.Path) -> dict[str, Any]:
+                        workdir: str | pathlib.Path,
+                        output_dir: str | pathlib.Path | None = None
+                        ) -> dict[str, Any]:
   """``--mode=eval``: restores the latest checkpoint and re-writes eval outputs.
 
   Gives exactly the metrics of the end-of-training eval for the same config.
+  Works on training runs and on released models (`release.export`).
+
+  Args:
+    config: the run's config (its config.json).
+    workdir: the run folder.
+    output_dir: where the outputs go: ``<output_dir>/eval``, metrics.jsonl
+      and TensorBoard events; `workdir` when None.
   """
   configuration.validate(config)
   workdir = pathlib.Path(workdir)
+  output_dir = workdir if output_dir is None else pathlib.Path(output_dir)
   manager = checkpoints.create_manager(workdir, read_only=True)
-  check_writable(workdir / 'eval')
-  state = checkpoints.restore(manager, create_train_state(config))
-  manager.close()
+  check_writable(output_dir / 'eval')
+  initial = create_train_state(config)
+  try:
+    restored = checkpoints.restore_model(manager, initial)
+  finally:
+    manager.close()
+  state = evaluate.InferenceState(apply_fn=initial.apply_fn,
+                                  params=restored['params'],
+                                  batch_stats=restored['batch_stats'])
+  step = int(restored['step'])
   mesh = make_mesh()
   datasets = input_pipeline.load_datasets(config.data, with_train=False)
   eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
@@ -374,5 +418,6 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   eval_fn = functools.partial(
       evaluate.per_image_metrics, eval_set=eval_set,
       batch_size=config.eval.batch_size, sharding=NamedSharding(mesh, P('data')))
-  with writers.MetricWriter(workdir) as writer:
-    return _final_eval(state, eval_fn, eval_set, config, workdir, writer)
+  with writers.MetricWriter(output_dir) as writer:
+    return _final_eval(state, step, eval_fn, eval_set, config, output_dir,
+                       writer)

@@ -1,5 +1,6 @@
 """Training: the loss falls, checkpoints round-trip, resume is exact, NaN stops."""
 
+import functools
 import json
 
 import jax
@@ -150,6 +151,8 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('eval.num_pairs', 0, 'eval.num_pairs=0'),
     ('optimizer.schedule', 'linear', "optimizer.schedule='linear' is unknown"),
     ('optimizer.learning_rate', 0.0, 'learning_rate=0.0 must be > 0'),
+    ('task', 'denoise', "task='denoise' is unknown; use one of"),
+    ('data.train_pairs', -1, 'data.train_pairs=-1 must be an integer >= 0'),
 ])
 def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
   from mixae_jax import configuration
@@ -169,3 +172,44 @@ def test_eval_pairs_beyond_the_test_split(data_dir, tmp_path):
     train.train_and_evaluate(tiny_config(data_dir, **{'eval.num_pairs': 500}),
                              tmp_path)
   assert not (tmp_path / 'checkpoints').exists()
+
+
+def test_fixed_training_pairs_repeat_the_same_mixtures(data_dir):
+  config = tiny_config(data_dir)
+  ds = input_pipeline.load_datasets(config.data)
+  one = input_pipeline.make_train_pool(ds, num_pairs=1)
+  a = input_pipeline.sample_batch(one, jax.random.key(0), 4)
+  b = input_pipeline.sample_batch(one, jax.random.key(1), 4)
+  np.testing.assert_array_equal(a.mixture, b.mixture)
+  np.testing.assert_array_equal(a.mixture[0], a.mixture[3])
+  # Three fixed pairs: digit k always meets image k, never another image.
+  three = input_pipeline.make_train_pool(ds, num_pairs=3, pairing_seed=5)
+  batch = input_pipeline.sample_batch(three, jax.random.key(2), 64)
+  pairs = {(np.asarray(d).tobytes(), np.asarray(c).tobytes())
+           for d, c in zip(batch.digit, batch.cifar)}
+  assert len(pairs) == 3
+  with pytest.raises(ConfigError, match='data.train_pairs=500 must be in 1..200'):
+    input_pipeline.make_train_pool(ds, num_pairs=500)
+
+
+@pytest.mark.parametrize('task, name', [('reconstruct_mixture', 'mixture_ae'),
+                                        ('reconstruct_digit', 'digit_ae')])
+def test_reference_tasks_learn_their_own_targets(data_dir, task, name):
+  config = tiny_config(data_dir, task=task, **{
+      'model.name': name, 'optimizer.schedule': 'constant',
+      'optimizer.warmup_steps': 0, 'optimizer.learning_rate': 3e-3})
+  ds = input_pipeline.load_datasets(config.data)
+  batch = input_pipeline.sample_batch(input_pipeline.make_train_pool(ds),
+                                      jax.random.key(0), 16)
+  inputs, digit_target, image_target = train.task_io(task, batch)
+  if task == 'reconstruct_mixture':
+    assert inputs is batch.mixture and digit_target is batch.mixture
+  else:
+    assert inputs is batch.digit and image_target is batch.digit
+  state = train.create_train_state(config)
+  step = jax.jit(functools.partial(train.train_step, task=task))
+  losses = []
+  for i in range(30):
+    state, metrics = step(state, batch, jax.random.key(i))
+    losses.append(float(metrics['loss']))
+  assert losses[-1] < 0.7 * losses[0], losses
