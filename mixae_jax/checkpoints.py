@@ -219,3 +219,46 @@ def restore(manager: ocp.CheckpointManager, target: Any,
         f'{where} is corrupt: its arrays do not match the checksum written '
         'with them; restore an earlier step or retrain')
   return restored
+
+
+def is_full_state(manager: ocp.CheckpointManager, step: int) -> bool:
+  """Whether the checkpoint at `step` holds a whole train state.
+
+  Released models (`release.export`) hold only what inference needs
+  (params, batch_stats, step), without the optimizer state.
+  """
+  try:
+    saved = manager.item_metadata(step)
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(
+        f'checkpoint {manager.directory}/{step} is corrupt: its metadata '
+        f'cannot be read ({" ".join(str(e).split())[:200]})') from None
+  return any(path.startswith('opt_state') for path in _shapes(saved))
+
+
+def restore_model(manager: ocp.CheckpointManager, state: Any,
+                  step: int | None = None) -> dict[str, Any]:
+  """Restores what inference needs from a training or a released checkpoint.
+
+  Args:
+    manager: from `create_manager`.
+    state: a freshly initialised train state of the checkpoint's config.
+    step: which step; the latest when None.
+
+  Returns:
+    ``{'params', 'batch_stats', 'step'}``.
+
+  Raises:
+    CheckpointError: as `restore`.
+  """
+  step = manager.latest_step() if step is None else step
+  if step is not None and not is_full_state(manager, step):
+    state = model_variables(state)
+  restored = restore(manager, state, step)
+  return restored if isinstance(restored, dict) else model_variables(restored)
+
+
+def model_variables(state: Any) -> dict[str, Any]:
+  """The part of a train state a released model keeps."""
+  return {'params': state.params, 'batch_stats': state.batch_stats,
+          'step': state.step}

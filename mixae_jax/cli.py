@@ -2,6 +2,8 @@
 
   python launch.py --config=configs/dual.py --workdir=runs/dual       # train
   python launch.py --mode=eval --workdir=runs/dual                    # evaluate
+  python launch.py --mode=export --workdir=runs/dual \
+      --output_dir=pretrained/dual                                    # release
   python launch.py --mode=separate --workdir=pretrained/dual \
       --input=a.png,b.png --output_dir=out                            # separate
   python launch.py --mode=separate --workdir=pretrained/dual \
@@ -24,13 +26,15 @@ from ml_collections import config_flags
 from mixae_jax import configuration
 from mixae_jax.errors import ConfigError, MixaeError
 
-MODES = ('train', 'eval', 'separate')
+MODES = ('train', 'eval', 'separate', 'export')
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('mode', 'train', MODES,
                   'train: train (resuming from --workdir) then evaluate; '
                   'eval: evaluate the latest checkpoint in --workdir; '
-                  'separate: separate image files with the model in --workdir.')
+                  'separate: separate image files with the model in --workdir; '
+                  'export: copy the model of --workdir (no optimizer state) '
+                  'into a release folder, --output_dir.')
 flags.DEFINE_string('workdir', None,
                     'Run folder: checkpoints, metrics.jsonl, TensorBoard '
                     'events, eval/ outputs (or a released model such as '
@@ -43,8 +47,12 @@ flags.DEFINE_string('digit', None,
                     'RGB) to mix with --image, then separate.')
 flags.DEFINE_string('image', None,
                     '--mode=separate: a 32x32 RGB PNG to mix with --digit.')
-flags.DEFINE_string('output_dir', 'separated',
-                    '--mode=separate: where the separated PNGs go.')
+flags.DEFINE_string('output_dir', None,
+                    'Where outputs go. --mode=separate: the separated PNGs '
+                    '(default: separated); --mode=eval: eval/, metrics.jsonl '
+                    'and events (default: --workdir; use it for a read-only '
+                    'or released model folder); --mode=export: the release '
+                    'folder (required).')
 flags.DEFINE_bool('resize', False,
                   '--mode=separate: resize inputs of another size (bilinear) '
                   'instead of refusing them.')
@@ -77,10 +85,12 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     workdir: the run folder.
     config: a ConfigDict; with mode 'eval' it defaults to the run's saved one.
     **separate_args: for mode 'separate', `separate_files.separate_files`'s
-      arguments (output_dir, inputs, digit, image, resize).
+      arguments (output_dir, inputs, digit, image, resize); for 'eval' and
+      'export', output_dir only.
 
   Returns:
-    The evaluation record (train, eval) or the files written (separate).
+    The evaluation record (train, eval), the files written (separate) or
+    the checkpoint written (export).
   """
   # Imported here so that `--help` and flag errors answer without loading jax.
   from mixae_jax import train  # pylint: disable=g-import-not-at-top
@@ -96,9 +106,18 @@ def run(mode: str, workdir: str, config=None, **separate_args):
       raise ConfigError('--mode=train needs --config, e.g. '
                         '--config=configs/dual.py')
     return train.train_and_evaluate(config, workdir)
+  if mode == 'export':
+    from mixae_jax import release  # pylint: disable=g-import-not-at-top
+    if not separate_args.get('output_dir'):
+      raise ConfigError('--mode=export needs --output_dir, e.g. '
+                        '--output_dir=pretrained/dual')
+    written = release.export(workdir, separate_args['output_dir'])
+    print(written)
+    return written
   if config is None:
     config = configuration.load(workdir)
-  return train.evaluate_checkpoint(config, workdir)
+  return train.evaluate_checkpoint(config, workdir,
+                                   separate_args.get('output_dir'))
 
 
 def main(argv: list[str]) -> None:
@@ -109,9 +128,9 @@ def main(argv: list[str]) -> None:
   if not FLAGS.verbose:
     logging.get_absl_handler().addFilter(_QuietLibraries())
   try:
-    separate_args = {}
+    separate_args = {'output_dir': FLAGS.output_dir}
     if FLAGS.mode == 'separate':
-      separate_args = dict(output_dir=FLAGS.output_dir,
+      separate_args = dict(output_dir=FLAGS.output_dir or 'separated',
                            inputs=list(FLAGS.input) + extra, digit=FLAGS.digit,
                            image=FLAGS.image, resize=FLAGS.resize)
     run(FLAGS.mode, FLAGS.workdir, FLAGS.config, **separate_args)

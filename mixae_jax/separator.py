@@ -54,15 +54,15 @@ class Separator:
     config = configuration.load(workdir)
     models.create_model(config.model)  # A clear error for an unknown model.
     manager = checkpoints.create_manager(workdir, read_only=True)
+    initial = train.create_train_state(config)
     try:
-      restored = checkpoints.restore(manager, train.create_train_state(config),
-                                     step)
+      restored = checkpoints.restore_model(manager, initial, step)
     finally:
       manager.close()
-    state = evaluate.InferenceState(apply_fn=restored.apply_fn,
-                                    params=restored.params,
-                                    batch_stats=restored.batch_stats)
-    return cls(state, config, step=int(restored.step), batch_size=batch_size)
+    state = evaluate.InferenceState(apply_fn=initial.apply_fn,
+                                    params=restored['params'],
+                                    batch_stats=restored['batch_stats'])
+    return cls(state, config, step=int(restored['step']), batch_size=batch_size)
 
   def __call__(self, mixtures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Separates a batch of mixtures.

@@ -1,0 +1,65 @@
+"""Released models: export a run's model, restore and evaluate it anywhere."""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from mixae_jax import Separator, checkpoints, configuration, release, train
+from mixae_jax.errors import CheckpointError
+
+
+def _size(folder: pathlib.Path) -> int:
+  return sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
+
+
+@pytest.fixture(scope='module')
+def released(trained_run, tmp_path_factory):
+  folder = tmp_path_factory.mktemp('release') / 'dual'
+  release.export(trained_run[1], folder)
+  return folder
+
+
+def test_export_keeps_the_model_and_drops_the_optimizer(trained_run, released):
+  workdir = trained_run[1]
+  assert sorted(p.name for p in released.iterdir()) == ['checkpoints',
+                                                        'config.json']
+  manager = checkpoints.create_manager(released, read_only=True)
+  assert manager.all_steps() == [6]
+  assert not checkpoints.is_full_state(manager, 6)
+  # Params and batch_stats only: much less than a training checkpoint.
+  assert _size(released) < 0.6 * _size(workdir / 'checkpoints' / '6')
+  assert configuration.load(released).data.dir in ('', os.environ.get(
+      'MIXAE_DATA_DIR', ''))
+
+
+def test_released_model_separates_like_the_run(trained_run, released):
+  mixtures = np.random.default_rng(0).uniform(0, 1, (5, 32, 32, 3)).astype(
+      np.float32)
+  from_run = Separator.restore(trained_run[1])(mixtures)
+  from_release = Separator.restore(released)(mixtures)
+  assert Separator.restore(released).step == 6
+  for a, b in zip(from_run, from_release):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_eval_of_a_release_writes_elsewhere_and_matches_training(
+    trained_run, released, tmp_path):
+  config, _, record = trained_run
+  saved = configuration.load(released)
+  saved.data.dir = config.data.dir  # This machine's data (as MIXAE_DATA_DIR).
+  again = train.evaluate_checkpoint(saved, released, output_dir=tmp_path)
+  assert again == record
+  assert json.loads((tmp_path / 'eval' / 'metrics.json').read_text()) == (
+      json.loads(json.dumps(record)))
+  assert not (released / 'eval').exists()  # The release folder is untouched.
+
+
+def test_export_refuses_to_overwrite_a_release(trained_run, released):
+  before = _size(released)
+  with pytest.raises(CheckpointError, match='already holds a model'):
+    release.export(trained_run[1], released)
+  assert _size(released) == before
