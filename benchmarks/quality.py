@@ -1,0 +1,295 @@
+"""Separation quality of every design, side by side, on the eval protocol.
+
+  python benchmarks/quality.py                      # the zoo table (~40 min on 2 cores)
+  python benchmarks/quality.py --set=levers         # the lever ablation (~25 min)
+  python benchmarks/quality.py --reuse              # only train rows not yet done
+
+Each row is trained by ``launch.py`` with the same budget (``--steps`` steps
+of ``--batch_size`` mixtures; each design keeps its own optimizer recipe,
+with warm-up capped at a tenth of the run) into ``--root/<row>`` and scored
+on the 10,000 fixed test pairs (per-image PSNR with data range 1 and dm-pix
+SSIM, means per source). The single-pair experiment trains on its one pair
+for ``--single_pair_steps`` steps at batch 1, as the assignment describes.
+
+Beside the protocol's scores, each reference design gets the figure of its
+own objective (mixture reconstruction, clean-digit reconstruction, the one
+training pair), and the single pair's ``2 * reconstruction - other original``
+oracle, which uses the answer and is labelled so. The released model
+(``pretrained/dual``) is re-evaluated, not retrained.
+
+It prints a Markdown table and, last, one JSON line with every number;
+``--root/quality_<set>.md`` and ``.json`` keep them.
+"""
+
+import dataclasses
+import importlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+from absl import app
+from absl import logging
+from absl import flags
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from mixae_jax import configuration, input_pipeline, metrics, preprocessing  # pylint: disable=wrong-import-position
+from mixae_jax.separator import Separator  # pylint: disable=wrong-import-position
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum('set', 'zoo', ['zoo', 'levers'],
+                  'zoo: the reference designs and the default model; '
+                  'levers: the default model family with one change per row.')
+flags.DEFINE_list('rows', [], 'Only these rows (default: all of the set).')
+flags.DEFINE_integer('steps', 1000, 'Training steps per row (the budget).')
+flags.DEFINE_integer('batch_size', 64, 'Mixtures per step (the budget).')
+flags.DEFINE_integer('single_pair_steps', 10_000,
+                     'Steps of the single-pair experiment (batch 1).')
+flags.DEFINE_integer('eval_pairs', 10_000, 'Eval pairs per row.')
+flags.DEFINE_string('root', 'runs/quality', 'Where the rows train.')
+flags.DEFINE_string('released', 'pretrained/dual',
+                    'Released model to score (zoo set); "" skips it.')
+flags.DEFINE_bool('reuse', False,
+                  'Keep a row already trained with the same settings.')
+
+
+@dataclasses.dataclass
+class Row:
+  name: str
+  config: str
+  what: str
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+ZOO = [
+    Row('seed004', 'configs/seed004.py',
+        'ref 004: encoder + twin bottleneck decoders (8.5 M)'),
+    Row('mixture_ae', 'configs/mixture_ae.py',
+        'ref 001: autoencoder of the mixture (one decoder)'),
+    Row('digit_ae', 'configs/digit_ae.py',
+        'ref 003: MNIST autoencoder, 64-d latent; image = 2m - digit'),
+    Row('single_pair', 'configs/single_pair.py',
+        'ref 002 / assignment: one training mixture, batch 1'),
+    Row('dual', 'configs/dual.py', 'default: U-Net, shared encoder, twin decoders'),
+]
+
+# The default family at the quick width, one lever changed per row.
+LEVERS = [
+    Row('twin', 'configs/quick.py', 'twin decoders, as trained (baseline)'),
+    Row('consistent', 'configs/quick.py',
+        'outputs projected so their mean is the mixture',
+        {'model.head': 'consistent'}),
+    Row('derive1', 'configs/quick.py',
+        'one grey digit decoder; image = 2m - digit',
+        {'model.head': 'derive', 'model.digit_channels': 1}),
+    Row('twin_digit1', 'configs/quick.py',
+        'twin decoders, grey (1-channel) digit head',
+        {'model.digit_channels': 1}),
+    Row('consistent_grey', 'configs/quick.py',
+        'grey digit head; projected: digit grey, mean = mixture',
+        {'model.head': 'consistent', 'model.digit_channels': 1}),
+]
+
+
+def _budget(row: Row, config) -> dict[str, Any]:
+  """The overrides that give `row` this benchmark's budget and eval."""
+  if row.name == 'single_pair':
+    steps, batch = FLAGS.single_pair_steps, 1
+  else:
+    steps, batch = FLAGS.steps, FLAGS.batch_size
+  return {
+      'num_train_steps': steps, 'batch_size': batch,
+      'optimizer.warmup_steps': min(config.optimizer.warmup_steps, steps // 10),
+      'eval.num_pairs': FLAGS.eval_pairs, 'eval.every_steps': 0,
+      'checkpoint.every_steps': steps, 'log_every_steps': min(100, steps),
+      **row.overrides,
+  }
+
+
+def _load_config(path: str):
+  """The ConfigDict of ``configs/<name>.py``."""
+  return importlib.import_module(
+      'configs.' + pathlib.Path(path).stem).get_config()
+
+
+def _get(config, key: str):
+  for part in key.split('.'):
+    config = config[part]
+  return config
+
+
+def _already_done(workdir: pathlib.Path, settings: dict[str, Any],
+                  model_name: str) -> bool:
+  metrics_file = workdir / 'eval' / 'metrics.json'
+  if not (FLAGS.reuse and metrics_file.is_file()):
+    return False
+  saved = configuration.load(workdir)
+  if saved.model.name != model_name:
+    return False
+  return all(_get(saved, k) == v for k, v in settings.items()) and (
+      json.loads(metrics_file.read_text())['step'] == settings['num_train_steps'])
+
+
+def train_row(row: Row, root: pathlib.Path) -> dict[str, Any]:
+  """Trains and evaluates one row with launch.py; returns its record."""
+  config = _load_config(row.config)
+  settings = _budget(row, config)
+  workdir = root / row.name
+  command = [sys.executable, str(ROOT / 'launch.py'), f'--config={ROOT / row.config}',
+             f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in settings.items()]
+  seconds = None
+  if _already_done(workdir, settings, _get(config, 'model.name')):
+    print(f'[{row.name}] reusing {workdir}', flush=True)
+  else:
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    print(f'[{row.name}] {" ".join(command[1:])}', flush=True)
+    start = time.perf_counter()
+    with open(root / f'{row.name}.log', 'w') as log:
+      done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=ROOT, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+      sys.exit(f'row {row.name} failed; see {root / (row.name + ".log")}')
+    (workdir / 'train_seconds.txt').write_text(f'{seconds:.1f}\n')
+  if seconds is None and (workdir / 'train_seconds.txt').is_file():
+    seconds = float((workdir / 'train_seconds.txt').read_text())
+  record = json.loads((workdir / 'eval' / 'metrics.json').read_text())
+  return {'row': row.name, 'what': row.what,
+          'trained': f'{settings["num_train_steps"]} x {settings["batch_size"]}',
+          'seconds': seconds, 'mnist': record['mnist'],
+          'cifar10': record['cifar10'], 'baseline': record['baseline'],
+          'extra': own_objective(row.name, workdir)}
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+  """Mean per-image PSNR, as the protocol computes it."""
+  return float(np.mean(np.asarray(metrics.per_image(a, b)['psnr'])))
+
+
+def own_objective(name: str, workdir: pathlib.Path) -> dict[str, float]:
+  """The figure each reference design was built to optimise."""
+  if name not in ('mixture_ae', 'digit_ae', 'single_pair'):
+    return {}
+  sep = Separator.restore(workdir)
+  data = input_pipeline.load_datasets(sep.config.data,
+                                      with_train=name == 'single_pair')
+  if name == 'single_pair':
+    pool = input_pipeline.make_train_pool(data, num_pairs=1,
+                                          pairing_seed=sep.config.seed)
+    mix = preprocessing.make_mixtures(np.asarray(pool.digits),
+                                      np.asarray(pool.images))
+    recon, _ = sep(np.asarray(mix.mixture))
+    digit, image = np.asarray(mix.digit), np.asarray(mix.cifar)
+    return {
+        'mixture_psnr': _psnr(recon, mix.mixture),
+        'digit_psnr': _psnr(recon, digit), 'image_psnr': _psnr(recon, image),
+        # ORACLE: uses the other original, i.e. the answer.
+        'oracle_digit_psnr': _psnr(np.clip(2 * recon - image, 0, 1), digit),
+        'oracle_image_psnr': _psnr(np.clip(2 * recon - digit, 0, 1), image),
+    }
+  eval_set = input_pipeline.make_eval_set(data, FLAGS.eval_pairs, 0)
+  mix = preprocessing.make_mixtures(eval_set.digits, eval_set.images)
+  if name == 'mixture_ae':
+    recon, _ = sep(np.asarray(mix.mixture))
+    return {'mixture_psnr': _psnr(recon, mix.mixture),
+            'mixture_mse': float(np.mean((recon - mix.mixture) ** 2))}
+  clean = np.asarray(mix.digit)
+  recon, _ = sep(clean)
+  return {'clean_digit_mse': float(np.mean((recon - clean) ** 2)),
+          'clean_digit_psnr': _psnr(recon, clean)}
+
+
+def released_row(root: pathlib.Path) -> dict[str, Any] | None:
+  """Re-evaluates the released model into ``root/released``."""
+  folder = ROOT / FLAGS.released
+  if not FLAGS.released or not (folder / 'config.json').is_file():
+    return None
+  out = root / 'released'
+  # No --config: the release's config.json, as a user's --mode=eval does.
+  command = [sys.executable, str(ROOT / 'launch.py'), '--mode=eval',
+             f'--workdir={folder}', f'--output_dir={out}']
+  print(f'[released] {" ".join(command[1:])}', flush=True)
+  with open(root / 'released.log', 'w') as log:
+    if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                      check=False).returncode:
+      sys.exit(f'evaluating {folder} failed; see {root / "released.log"}')
+  record = json.loads((out / 'eval' / 'metrics.json').read_text())
+  return {'row': 'released', 'what': f'{FLAGS.released} (see README)',
+          'trained': f'{record["step"]} steps', 'seconds': None,
+          'mnist': record['mnist'], 'cifar10': record['cifar10'],
+          'baseline': record['baseline'], 'extra': {}}
+
+
+def _cell(m: dict[str, float]) -> str:
+  return f'{m["psnr"]:.2f} | {m["ssim"]:.4f}'
+
+
+def _extra(extra: dict[str, float]) -> str:
+  parts = []
+  for k, v in extra.items():
+    if k.startswith('oracle'):
+      continue
+    label = k.replace('_', ' ').replace('psnr', 'PSNR').replace('mse', 'MSE')
+    parts.append(f'{label} {v:.4f}' if 'mse' in k else f'{label} {v:.2f} dB')
+  if 'oracle_digit_psnr' in extra:
+    parts.append('ORACLE, not separation (2 x recon - the other original): '
+                 f'digit {extra["oracle_digit_psnr"]:.2f} dB, image '
+                 f'{extra["oracle_image_psnr"]:.2f} dB')
+  return '; '.join(parts)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+  base = results[0]['baseline']
+  lines = ['| row | design | trained (steps x batch) | digit PSNR | digit SSIM '
+           '| CIFAR PSNR | CIFAR SSIM | train+eval time | own objective |',
+           '|---|---|---|---|---|---|---|---|---|',
+           f'| baseline | the mixture itself as both estimates | - | '
+           f'{_cell(base["mnist"])} | {_cell(base["cifar10"])} | - | - |']
+  for r in results:
+    time_cell = f'{r["seconds"] / 60:.1f} min' if r['seconds'] else '-'
+    lines.append(f'| {r["row"]} | {r["what"]} | {r["trained"]} | '
+                 f'{_cell(r["mnist"])} | {_cell(r["cifar10"])} | {time_cell} | '
+                 f'{_extra(r["extra"]) or "-"} |')
+  return '\n'.join(lines)
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads.
+  rows = ZOO if FLAGS.set == 'zoo' else LEVERS
+  if FLAGS.rows:
+    unknown = set(FLAGS.rows) - {r.name for r in rows}
+    if unknown:
+      sys.exit(f'unknown rows {sorted(unknown)}; this set has '
+               f'{[r.name for r in rows]}')
+    rows = [r for r in rows if r.name in FLAGS.rows]
+  # The folder `make quick` / `make test` prepare, unless told otherwise.
+  if not os.environ.get('MIXAE_DATA_DIR') and (ROOT / '.cache/data').is_dir():
+    os.environ['MIXAE_DATA_DIR'] = str(ROOT / '.cache' / 'data')
+  root = (ROOT / FLAGS.root).resolve()
+  root.mkdir(parents=True, exist_ok=True)
+  results = [train_row(row, root) for row in rows]
+  if FLAGS.set == 'zoo' and not FLAGS.rows:
+    released = released_row(root)
+    if released:
+      results.append(released)
+  text = table(results)
+  print(text)
+  (root / f'quality_{FLAGS.set}.md').write_text(text + '\n')
+  (root / f'quality_{FLAGS.set}.json').write_text(json.dumps(results, indent=1))
+  print(json.dumps({r['row']: {'digit_psnr': r['mnist']['psnr'],
+                               'digit_ssim': r['mnist']['ssim'],
+                               'cifar_psnr': r['cifar10']['psnr'],
+                               'cifar_ssim': r['cifar10']['ssim'],
+                               **r['extra']} for r in results}))
+
+
+if __name__ == '__main__':
+  app.run(main)
