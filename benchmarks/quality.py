@@ -81,18 +81,19 @@ ZOO = [
 
 # The default family at the quick width, one lever changed per row.
 LEVERS = [
-    Row('twin', 'configs/quick.py', 'twin decoders, as trained (baseline)'),
+    Row('twin', 'configs/quick.py', 'twin decoders, outputs as they are',
+        {'model.head': 'twin', 'model.digit_channels': 3}),
     Row('consistent', 'configs/quick.py',
-        'outputs projected so their mean is the mixture',
-        {'model.head': 'consistent'}),
+        'twin; projected so that their mean is the mixture',
+        {'model.head': 'consistent', 'model.digit_channels': 3}),
+    Row('twin_digit1', 'configs/quick.py',
+        'twin; grey (1-channel) digit decoder',
+        {'model.head': 'twin', 'model.digit_channels': 1}),
     Row('derive1', 'configs/quick.py',
         'one grey digit decoder; image = 2m - digit',
         {'model.head': 'derive', 'model.digit_channels': 1}),
-    Row('twin_digit1', 'configs/quick.py',
-        'twin decoders, grey (1-channel) digit head',
-        {'model.digit_channels': 1}),
     Row('consistent_grey', 'configs/quick.py',
-        'grey digit head; projected: digit grey, mean = mixture',
+        'twin, grey digit; projected: digit grey, mean = mixture (default)',
         {'model.head': 'consistent', 'model.digit_channels': 1}),
 ]
 

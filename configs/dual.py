@@ -34,12 +34,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.widths = (32, 64, 128, 256)
   # Normalisation after each convolution: 'group', 'batch' or 'none'.
   config.model.norm = 'group'
-  # Channels the digit decoder predicts: 3, or 1 repeated to RGB (it is grey).
-  config.model.digit_channels = 3
-  # How the decoders' outputs become the two estimates: 'twin' (as they are),
-  # 'consistent' (projected so their mean is the mixture) or 'derive' (one
-  # digit decoder; image = 2 * mixture - digit). U-Net only.
-  config.model.head = 'twin'
+  # Channels the digit decoder predicts: 1 repeated to RGB (the digit is
+  # grey), or 3.
+  config.model.digit_channels = 1
+  # How the decoders' outputs become the two estimates: 'consistent'
+  # (projected so that their mean is the mixture, and the digit grey when
+  # digit_channels=1), 'twin' (as they are) or 'derive' (one digit decoder;
+  # image = 2 * mixture - digit). U-Net only. benchmarks/quality.py
+  # --set=levers measures each.
+  config.model.head = 'consistent'
 
   config.data = ml_collections.ConfigDict()
   # 'auto' (local folder if complete, else tfds), 'local' or 'tfds'.

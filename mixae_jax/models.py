@@ -177,9 +177,11 @@ def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
     if grey_digit:
       # Minimises 3 (d - digit)^2 + |2 mixture - d - image|^2 over grey d:
       # the mean of the two grey estimates of the digit.
+      # Clipped first (the true digit lies in [0, 1]), so the image, which
+      # shares the digit's error, also gains from the clip.
       other = jnp.mean(2.0 * mixture - image, axis=-1, keepdims=True)
-      grey = 0.5 * (digit[..., :1] + other)
-      return (jnp.clip(jnp.broadcast_to(grey, mixture.shape), 0.0, 1.0),
+      grey = jnp.clip(0.5 * (digit[..., :1] + other), 0.0, 1.0)
+      return (jnp.broadcast_to(grey, mixture.shape),
               jnp.clip(2.0 * mixture - grey, 0.0, 1.0))
     residual = mixture - 0.5 * (digit + image)
     return (jnp.clip(digit + residual, 0.0, 1.0),

@@ -144,10 +144,11 @@ def test_grey_consistent_head_keeps_the_digit_grey_and_averages_its_estimates():
   np.testing.assert_allclose(((digit + image) / 2)[inside], x[inside], atol=1e-6)
   # The digit is the mean of the decoder's grey digit and 2m - image's grey.
   twin_digit, twin_image = _unet(digit_channels=1).apply(variables, x)
-  expected = 0.5 * (twin_digit[..., :1] + jnp.mean(2 * x - twin_image, -1,
-                                                   keepdims=True))
+  expected = np.clip(0.5 * (twin_digit[..., :1] + jnp.mean(
+      2 * x - twin_image, -1, keepdims=True)), 0, 1)
   np.testing.assert_allclose(digit, np.broadcast_to(expected, x.shape),
                              atol=1e-6)
+  np.testing.assert_allclose(image, np.clip(2 * x - digit, 0, 1), atol=1e-6)
 
 
 @pytest.mark.parametrize('digit_channels', [1, 3])

@@ -4,6 +4,7 @@ The files are written once by ../shared/data/prepare.py into a cache folder
 (MIXAE_DATA_DIR when it is set, else .cache/data in the repo).
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -53,3 +54,38 @@ def test_short_training_on_real_data(real_data_dir, tmp_path):
   assert 9 < record['baseline']['mnist']['psnr'] < 15
   assert 9 < record['baseline']['cifar10']['psnr'] < 16
   assert np.isfinite(record['mnist']['psnr'])
+
+
+PRETRAINED = REPO / 'pretrained' / 'dual'
+
+
+def test_released_model_restores_from_the_repo_without_data():
+  from mixae_jax import Separator
+  size = sum(f.stat().st_size for f in PRETRAINED.rglob('*') if f.is_file())
+  assert size <= 10 * 2**20, f'{PRETRAINED} is {size / 2**20:.1f} MiB'
+  separator = Separator.restore(PRETRAINED)
+  mixtures = np.full((3, 32, 32, 3), 0.4, np.float32)
+  digits, images = separator(mixtures)
+  assert digits.shape == images.shape == (3, 32, 32, 3)
+  assert np.isfinite(digits).all() and np.isfinite(images).all()
+
+
+def test_released_model_reproduces_its_published_scores(real_data_dir,
+                                                        tmp_path):
+  """--mode=eval of pretrained/dual gives eval_metrics.json and the README's numbers."""
+  from mixae_jax import configuration
+  config = configuration.load(PRETRAINED)
+  config.data.dir = str(real_data_dir)
+  record = train.evaluate_checkpoint(config, PRETRAINED, output_dir=tmp_path)
+  published = json.loads((PRETRAINED / 'eval_metrics.json').read_text())
+  assert (record['step'], record['num_pairs']) == (published['step'], 10_000)
+  for source in ('mnist', 'cifar10'):
+    for metric in ('psnr', 'ssim', 'mse'):
+      # Equal on the machine that published them; another CPU's float
+      # rounding may move the last digits.
+      assert record[source][metric] == pytest.approx(
+          published[source][metric], rel=1e-5, abs=1e-6), (source, metric)
+  readme = (REPO / 'README.md').read_text()
+  for source in ('mnist', 'cifar10'):
+    m = published[source]
+    assert f'{m["psnr"]:.2f} dB' in readme and f'{m["ssim"]:.4f}' in readme, source

@@ -1,0 +1,26 @@
+"""The released model's recipe: configs/dual.py for about an hour on 2 CPU cores.
+
+  python launch.py --config=configs/dual_cpu.py --workdir=runs/dual_cpu
+  python launch.py --mode=export --workdir=runs/dual_cpu --output_dir=pretrained/dual
+
+The default model unchanged (U-Net, consistent grey-digit head); only the
+length, batch and eval cadence are cut to what a laptop-class CPU trains in
+an hour. pretrained/dual was made by exactly these two commands (README,
+"Released model").
+"""
+
+import ml_collections
+
+from configs import dual
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The CPU release configuration."""
+  config = dual.get_config()
+  config.batch_size = 64
+  config.num_train_steps = 3400
+  config.optimizer.warmup_steps = 200
+  config.eval.every_steps = 1700
+  config.log_every_steps = 50
+  config.checkpoint.every_steps = 500
+  return config
