@@ -109,8 +109,10 @@ class TorchTrain:
     from benchmarks import torch_models  # pylint: disable=g-import-not-at-top
     self.torch = torch
     torch.manual_seed(0)
+    model = dual.get_config().model
     self.model = (torch_models.Seed004() if name == 'seed004' else
-                  torch_models.UNet(tuple(dual.get_config().model.widths)))
+                  torch_models.UNet(tuple(model.widths), model.digit_channels,
+                                    model.head))
     self.model.train()
     self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
     b = fixed_batch(batch_size)

@@ -71,17 +71,22 @@ class UNetDecoder(nn.Module):
 
 
 class UNet(nn.Module):
-  """See `mixae_jax.models.UNet` (GroupNorm, digit_channels=3)."""
+  """See `mixae_jax.models.UNet` (GroupNorm; by default a grey digit and the
+  'consistent' head, as configs/dual.py)."""
 
-  def __init__(self, widths: Sequence[int] = (32, 64, 128, 256)):
+  def __init__(self, widths: Sequence[int] = (32, 64, 128, 256),
+               digit_channels: int = 1, head: str = 'consistent'):
     super().__init__()
+    if head not in ('twin', 'consistent'):
+      raise ValueError(f'head {head!r}: only twin and consistent are built here')
+    self.head = head
     self.encoders = nn.ModuleList()
     cin = 3
     for features in widths[:-1]:
       self.encoders.append(ConvBlock(cin, features))
       cin = features
     self.bottleneck = ConvBlock(cin, widths[-1])
-    self.digit = UNetDecoder(widths, 3)
+    self.digit = UNetDecoder(widths, digit_channels)
     self.image = UNetDecoder(widths, 3)
 
   def forward(self, x):
@@ -91,4 +96,13 @@ class UNet(nn.Module):
       skips.append(h)
       h = nn.functional.max_pool2d(h, 2)
     h = self.bottleneck(h)
-    return self.digit(h, skips), self.image(h, skips)
+    digit, image = self.digit(h, skips), self.image(h, skips)
+    grey = digit.shape[1] == 1
+    if self.head == 'twin':
+      return digit.expand(-1, 3, -1, -1) if grey else digit, image
+    if grey:  # mixae_jax.models.apply_head, NCHW.
+      other = (2 * x - image).mean(1, keepdim=True)
+      d = torch.clamp(0.5 * (digit + other), 0, 1)
+      return d.expand(-1, 3, -1, -1), torch.clamp(2 * x - d, 0, 1)
+    residual = x - 0.5 * (digit + image)
+    return torch.clamp(digit + residual, 0, 1), torch.clamp(image + residual, 0, 1)

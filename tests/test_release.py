@@ -63,3 +63,10 @@ def test_export_refuses_to_overwrite_a_release(trained_run, released):
   with pytest.raises(CheckpointError, match='already holds a model'):
     release.export(trained_run[1], released)
   assert _size(released) == before
+
+
+def test_export_needs_an_output_dir(trained_run):
+  from mixae_jax import cli
+  from mixae_jax.errors import ConfigError
+  with pytest.raises(ConfigError, match='--mode=export needs --output_dir'):
+    cli.run('export', str(trained_run[1]), output_dir=None)
