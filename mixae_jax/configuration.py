@@ -79,8 +79,9 @@ def save(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None
 def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   """Reads the config a run saved in its workdir.
 
-  The saved data folder belongs to the machine that trained; when
-  ``MIXAE_DATA_DIR`` is set, it names this machine's folder instead.
+  The saved data folder belongs to the machine that trained: when it is
+  empty or absent here (a released model), ``MIXAE_DATA_DIR``, if set, names
+  this machine's folder instead.
 
   Raises:
     CheckpointError: the workdir has no (readable) ``config.json``.
@@ -95,6 +96,8 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise CheckpointError(f'{path} is not valid JSON ({e}); pass --config '
                           'explicitly') from None
-  if os.environ.get('MIXAE_DATA_DIR') and 'data' in config:
-    config.data.dir = os.environ['MIXAE_DATA_DIR']
+  env_dir = os.environ.get('MIXAE_DATA_DIR')
+  if env_dir and 'data' in config and not (
+      config.data.dir and pathlib.Path(config.data.dir).is_dir()):
+    config.data.dir = env_dir
   return config

@@ -1,13 +1,11 @@
 """Released models: export a run's model, restore and evaluate it anywhere."""
 
 import json
-import os
 import pathlib
 
 import numpy as np
 import pytest
 
-from conftest import REPO
 from mixae_jax import Separator, checkpoints, configuration, release, train
 from mixae_jax.errors import CheckpointError
 
@@ -32,8 +30,8 @@ def test_export_keeps_the_model_and_drops_the_optimizer(trained_run, released):
   assert not checkpoints.is_full_state(manager, 6)
   # Params and batch_stats only: much less than a training checkpoint.
   assert _size(released) < 0.6 * _size(workdir / 'checkpoints' / '6')
-  assert configuration.load(released).data.dir in ('', os.environ.get(
-      'MIXAE_DATA_DIR', ''))
+  saved = json.loads((released / 'config.json').read_text())
+  assert saved['data']['dir'] == ''  # The trainer's folder means nothing here.
 
 
 def test_released_model_separates_like_the_run(trained_run, released):
@@ -70,3 +68,15 @@ def test_export_needs_an_output_dir(trained_run):
   from mixae_jax.errors import ConfigError
   with pytest.raises(ConfigError, match='--mode=export needs --output_dir'):
     cli.run('export', str(trained_run[1]), output_dir=None)
+
+
+def test_a_saved_data_folder_absent_here_gives_way_to_mixae_data_dir(
+    trained_run, released, monkeypatch, tmp_path):
+  config, workdir, _ = trained_run
+  monkeypatch.setenv('MIXAE_DATA_DIR', str(tmp_path))
+  # The run's own folder exists here: it is kept.
+  assert configuration.load(workdir).data.dir == config.data.dir
+  # A release saves no folder: this machine's MIXAE_DATA_DIR is used.
+  assert configuration.load(released).data.dir == str(tmp_path)
+  monkeypatch.delenv('MIXAE_DATA_DIR')
+  assert configuration.load(released).data.dir == ''
