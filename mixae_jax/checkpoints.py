@@ -252,10 +252,22 @@ def restore_model(manager: ocp.CheckpointManager, state: Any,
     CheckpointError: as `restore`.
   """
   step = manager.latest_step() if step is None else step
-  if step is not None and not is_full_state(manager, step):
-    state = model_variables(state)
-  restored = restore(manager, state, step)
-  return restored if isinstance(restored, dict) else model_variables(restored)
+  if step is None or is_full_state(manager, step):
+    return model_variables(restore(manager, state, step))
+  # A release may store its arrays in a smaller float type (`release.export`):
+  # read them as saved, then compute in the model's own dtype.
+  variables = model_variables(state)
+  saved = _shapes(manager.item_metadata(step))
+  def as_saved(keys, leaf):
+    dtype = saved.get(_path(keys), (None, ''))[1]
+    if dtype and hasattr(leaf, 'dtype') and np.issubdtype(leaf.dtype, np.floating):
+      return leaf.astype(dtype)
+    return leaf
+  target = jax.tree_util.tree_map_with_path(as_saved, variables)
+  restored = restore(manager, target, step)
+  return jax.tree.map(
+      lambda x, like: x.astype(like.dtype) if hasattr(like, 'dtype') else x,
+      restored, variables)
 
 
 def model_variables(state: Any) -> dict[str, Any]:

@@ -16,8 +16,9 @@ def _size(folder: pathlib.Path) -> int:
 
 @pytest.fixture(scope='module')
 def released(trained_run, tmp_path_factory):
+  """An exact (float32) release of the tiny run."""
   folder = tmp_path_factory.mktemp('release') / 'dual'
-  release.export(trained_run[1], folder)
+  release.export(trained_run[1], folder, dtype='float32')
   return folder
 
 
@@ -80,3 +81,22 @@ def test_a_saved_data_folder_absent_here_gives_way_to_mixae_data_dir(
   assert configuration.load(released).data.dir == str(tmp_path)
   monkeypatch.delenv('MIXAE_DATA_DIR')
   assert configuration.load(released).data.dir == ''
+
+
+def test_a_float16_release_is_half_the_size_and_separates_alike(
+    trained_run, released, tmp_path):
+  half = tmp_path / 'half'
+  release.export(trained_run[1], half)  # The default: float16 storage.
+  # Every stored float is float16 (the tiny model's size is mostly metadata).
+  manager = checkpoints.create_manager(half, read_only=True)
+  stored = checkpoints._shapes(manager.item_metadata(6))  # pylint: disable=protected-access
+  assert stored['params/ConvBlock_0/Conv_0/kernel'][1] == 'float16'
+  assert {d for path, (_, d) in stored.items() if path != 'step'} == {'float16'}
+  assert _size(half / 'checkpoints') < _size(released / 'checkpoints')
+  separator = Separator.restore(half)
+  assert separator.state.params['ConvBlock_0']['Conv_0']['kernel'].dtype == (
+      np.float32)  # Stored in float16, computed in float32.
+  mixtures = np.random.default_rng(1).uniform(0, 1, (5, 32, 32, 3)).astype(
+      np.float32)
+  for a, b in zip(Separator.restore(released)(mixtures), separator(mixtures)):
+    np.testing.assert_allclose(a, b, atol=5e-3)
