@@ -252,15 +252,16 @@ class DigitAE(nn.Module):
 
   Encoder: Conv 3x3 s2 (16, 32, 64) with ReLU, then a global average to a
   64-d code. Decoder: ConvTranspose 4x4 (32) to 4x4, then three 4x4 s2 ones
-  (16, 8, 1) to 32x32 (the reference's 28x28 layout, one level deeper), with
-  a sigmoid added so outputs lie in [0, 1]. It sees the grey (channel-mean)
-  input. On a mixture, its output is the digit estimate and the image is
-  derived as ``2 * mixture - digit`` (the 'derive' head).
+  (16, 8, 1) to 32x32 (the reference's 28x28 layout, one level deeper). The
+  output is linear, as in the reference, while training (a sigmoid there
+  saturates and the network settles on an all-black digit); at inference it
+  is clipped to [0, 1]. It sees the grey (channel-mean) input. On a mixture,
+  its output is the digit estimate and the image is derived as
+  ``2 * mixture - digit`` (the 'derive' head).
   """
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False):
-    del train
     h = jnp.mean(x, axis=-1, keepdims=True)
     for features in (16, 32, 64):
       h = nn.relu(nn.Conv(features, (3, 3), strides=(2, 2),
@@ -269,7 +270,9 @@ class DigitAE(nn.Module):
     h = nn.relu(nn.ConvTranspose(32, (4, 4), padding=((3, 3), (3, 3)))(z))
     for features in (16, 8):
       h = nn.relu(UpConv2x(features, 4)(h))
-    digit = nn.sigmoid(UpConv2x(1, 4)(h))
+    digit = UpConv2x(1, 4)(h)
+    if not train:
+      digit = jnp.clip(digit, 0.0, 1.0)
     return apply_head('derive', x, jnp.broadcast_to(digit, x.shape), None)
 
 

@@ -212,4 +212,4 @@ def test_reference_tasks_learn_their_own_targets(data_dir, task, name):
   for i in range(30):
     state, metrics = step(state, batch, jax.random.key(i))
     losses.append(float(metrics['loss']))
-  assert losses[-1] < 0.7 * losses[0], losses
+  assert losses[-1] < 0.8 * losses[0], losses
