@@ -2,10 +2,10 @@
 
   python launch.py --config=configs/quick.py --workdir=runs/quick
 
-About 8 minutes on 2 CPU cores, compile and the full 10,000-pair eval
-included (measured: 28.0 dB digit / 24.8 dB CIFAR PSNR). It keeps configs/dual.py's model family but narrower, and trains
-for fewer, larger-learning-rate steps.
-"""
+About 9 minutes on 2 CPU cores, compile and the full 10,000-pair eval
+included (measured: 28.70 dB digit / 28.71 dB CIFAR PSNR). It keeps
+configs/dual.py's model family but narrower, and trains for fewer,
+larger-learning-rate steps."""
 
 import ml_collections
 
