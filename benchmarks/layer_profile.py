@@ -20,9 +20,16 @@ from typing import Callable
 
 from absl import app
 from absl import flags
-import jax
-import jax.numpy as jnp
-import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The XLA:CPU settings that training uses (set before JAX starts a backend).
+from mixae_jax import xla_cpu  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+xla_cpu.apply()
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 FLAGS = flags.FLAGS
@@ -130,7 +137,7 @@ def main(argv: list[str]) -> None:
   n = FLAGS.batch_size
   print(f'{FLAGS.network}, batch {n}, ms per call (median of {FLAGS.repeats}); '
         f'jax {jax.__version__} on {jax.devices()[0].platform}, dW by '
-        f'{FLAGS.dw}')
+        f'{FLAGS.dw}; XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
   header = f'{"layer":12s} {"shape":>22s} | {"jax fwd":>8s} {"dx":>7s} {"dW":>7s}'
   if FLAGS.torch:
     header += f' | {"torch fwd":>9s} {"dx":>7s} {"dW":>7s}'
@@ -142,14 +149,15 @@ def main(argv: list[str]) -> None:
     times = 2 if name.endswith('x2') else 1
     j = jax_times(size, k, stride, cin, cout, n)
     # The first layer's input is data: no input gradient is needed.
-    if name.startswith('enc32'):
+    first = name == convs[0][0]
+    if first:
       j['dx'] = 0.0
     row = {'jax': j}
     line = (f'{name:12s} {f"{size}x{size} {k}x{k}/{stride} {cin}->{cout}":>22s} | '
             f'{j["fwd"]:8.1f} {j["dx"]:7.1f} {j["dw"]:7.1f}')
     if FLAGS.torch:
       t = torch_times(size, k, stride, cin, cout, n)
-      if name.startswith('enc32'):
+      if first:
         t['dx'] = 0.0
       row['torch'] = t
       line += f' | {t["fwd"]:9.1f} {t["dx"]:7.1f} {t["dw"]:7.1f}'

@@ -148,7 +148,8 @@ def main(argv):
   del argv
   print(f'machine: {platform.processor() or platform.machine()}, '
         f'{os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}'
-        f' ({jax.device_count()} device(s)), batch {FLAGS.batch_size}')
+        f' ({jax.device_count()} device(s)), batch {FLAGS.batch_size}, '
+        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
   results = {}
   for name in FLAGS.networks:
     runners = {'jax': JaxTrain(name, FLAGS.batch_size),

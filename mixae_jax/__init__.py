@@ -5,6 +5,11 @@ Public API:
   * `make_mixtures`: the task's preprocessing, uint8 sources -> mixtures.
 """
 
+# Before anything starts a JAX backend: XLA reads XLA_FLAGS once, then.
+from mixae_jax import xla_cpu
+
+xla_cpu.apply()
+
 from mixae_jax.preprocessing import make_mixtures
 from mixae_jax.separator import Separator
 
