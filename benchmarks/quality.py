@@ -97,6 +97,12 @@ LEVERS = [
     Row('consistent_grey', 'configs/quick.py',
         'twin, grey digit; projected: digit grey, mean = mixture (default)',
         {'model.head': 'consistent', 'model.digit_channels': 1}),
+    Row('ssim0.01', 'configs/quick.py',
+        'default + 0.01 x (1 - SSIM) per source in the loss',
+        {'loss.ssim_weight': 0.01}),
+    Row('ssim0.05', 'configs/quick.py',
+        'default + 0.05 x (1 - SSIM) per source in the loss',
+        {'loss.ssim_weight': 0.05}),
 ]
 
 

@@ -75,9 +75,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.grad_clip_norm = 0.0
 
   config.loss = ml_collections.ConfigDict()
-  # loss = digit_weight * MSE(digit) + image_weight * MSE(CIFAR image).
+  # loss = digit_weight * L(digit) + image_weight * L(CIFAR image), where
+  # L = MSE + ssim_weight * (1 - SSIM).
   config.loss.digit_weight = 1.0
   config.loss.image_weight = 1.0
+  # Weight of the (1 - SSIM) term (dm-pix SSIM, as in the eval); 0: MSE only.
+  config.loss.ssim_weight = 0.0
 
   config.eval = ml_collections.ConfigDict()
   # Fixed eval pairs drawn from the test splits (see input_pipeline.pairing).

@@ -54,8 +54,8 @@ def validate(config: ml_collections.ConfigDict,
   if config.optimizer.schedule not in SCHEDULES:
     raise ConfigError(f'optimizer.schedule={config.optimizer.schedule!r} is '
                       f'unknown; use one of {SCHEDULES}')
-  for key in ('digit_weight', 'image_weight'):
-    if config.loss[key] < 0:
+  for key in ('digit_weight', 'image_weight', 'ssim_weight'):
+    if config.loss.get(key, 0.0) < 0:
       raise ConfigError(f'loss.{key}={config.loss[key]} must be >= 0')
   if config.get('task', 'separate') not in TASKS:
     raise ConfigError(f'task={config.task!r} is unknown; use one of {TASKS}')

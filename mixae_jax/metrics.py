@@ -15,11 +15,16 @@ SOURCES = ('mnist', 'cifar10')
 METRICS = ('psnr', 'ssim', 'mse')
 
 
+def ssim(prediction: jax.Array, truth: jax.Array) -> jax.Array:
+  """SSIM of each image in a batch, [N]; differentiable (the training loss uses it)."""
+  return pix.ssim(prediction, truth, max_val=1.0)
+
+
 def per_image(prediction: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
   """PSNR, SSIM and MSE of each image in a batch: three float32 [N] arrays."""
   return {
       'psnr': pix.psnr(prediction, truth),
-      'ssim': pix.ssim(prediction, truth, max_val=1.0),
+      'ssim': ssim(prediction, truth),
       'mse': pix.mse(prediction, truth),
   }
 

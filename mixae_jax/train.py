@@ -32,6 +32,7 @@ from mixae_jax import configuration
 from mixae_jax import evaluate
 from mixae_jax import faults
 from mixae_jax import input_pipeline
+from mixae_jax import metrics as metrics_lib
 from mixae_jax import models
 from mixae_jax import plots
 from mixae_jax import preprocessing
@@ -117,9 +118,13 @@ def task_io(task: str, batch: preprocessing.Mixtures
 
 def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
                digit_weight: float = 1.0, image_weight: float = 1.0,
-               task: str = 'separate'
+               task: str = 'separate', ssim_weight: float = 0.0
                ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One Adam step on ``digit_weight * MSE(digit) + image_weight * MSE(image)``.
+  """One Adam step on the weighted loss of the two outputs.
+
+  Each output's loss is ``MSE + ssim_weight * (1 - SSIM)`` (SSIM as in the
+  eval: dm-pix, mean over images); the step's loss is ``digit_weight *``
+  the digit's plus ``image_weight *`` the image's.
 
   Pure: the same (state, batch, rng) always gives the same result.
 
@@ -130,9 +135,11 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     digit_weight: weight of the digit output's MSE in the loss.
     image_weight: weight of the image output's MSE in the loss.
     task: what the network learns (see `task_io`); 'separate' by default.
+    ssim_weight: weight of the (1 - SSIM) term; 0 leaves it out.
 
   Returns:
-    The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm.
+    The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm,
+    and with ssim_weight > 0 also digit_ssim and image_ssim.
   """
   inputs, digit_target, image_target = task_io(task, batch)
 
@@ -141,30 +148,33 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     (digit, image), updates = state.apply_fn(
         variables, inputs, train=True, rngs={'dropout': rng},
         mutable=['batch_stats'])
-    digit_mse = jnp.mean(jnp.square(digit - digit_target))
-    image_mse = jnp.mean(jnp.square(image - image_target))
-    loss = digit_weight * digit_mse + image_weight * image_mse
-    return loss, (updates, digit_mse, image_mse)
+    terms = {'digit_mse': jnp.mean(jnp.square(digit - digit_target)),
+             'image_mse': jnp.mean(jnp.square(image - image_target))}
+    digit_loss, image_loss = terms['digit_mse'], terms['image_mse']
+    if ssim_weight:  # Static: without it, no SSIM is computed at all.
+      terms['digit_ssim'] = jnp.mean(metrics_lib.ssim(digit, digit_target))
+      terms['image_ssim'] = jnp.mean(metrics_lib.ssim(image, image_target))
+      digit_loss += ssim_weight * (1.0 - terms['digit_ssim'])
+      image_loss += ssim_weight * (1.0 - terms['image_ssim'])
+    loss = digit_weight * digit_loss + image_weight * image_loss
+    return loss, (updates, loss, terms)
 
-  grads, (updates, digit_mse, image_mse) = jax.grad(loss_fn, has_aux=True)(
-      state.params)
-  loss = digit_weight * digit_mse + image_weight * image_mse
+  grads, (updates, loss, terms) = jax.grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(
       grads=grads, batch_stats=updates.get('batch_stats', state.batch_stats))
-  metrics = {'loss': loss, 'digit_mse': digit_mse, 'image_mse': image_mse,
-             'grad_norm': optax.tree.norm(grads)}
+  metrics = {'loss': loss, **terms, 'grad_norm': optax.tree.norm(grads)}
   return new_state, metrics
 
 
 @functools.partial(
     jax.jit, donate_argnums=0,
     static_argnames=('batch_size', 'data_sharding', 'digit_weight',
-                     'image_weight', 'task'))
+                     'image_weight', 'task', 'ssim_weight'))
 def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
                        batch_size: int,
                        data_sharding: NamedSharding | None = None,
                        digit_weight: float = 1.0, image_weight: float = 1.0,
-                       task: str = 'separate'
+                       task: str = 'separate', ssim_weight: float = 0.0
                        ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Draws a fresh batch from the device-resident pool and takes a step.
 
@@ -180,7 +190,7 @@ def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
   if data_sharding is not None:
     batch = jax.lax.with_sharding_constraint(batch, data_sharding)
   new_state, metrics = train_step(state, batch, dropout_key, digit_weight,
-                                  image_weight, task)
+                                  image_weight, task, ssim_weight)
   if data_sharding is not None:
     replicated = NamedSharding(data_sharding.mesh, P())
     new_state = jax.lax.with_sharding_constraint(new_state, replicated)
@@ -273,7 +283,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       data_sharding=data_sharding if mesh.size > 1 else None,
       digit_weight=float(config.loss.digit_weight),
       image_weight=float(config.loss.image_weight),
-      task=config.get('task', 'separate'))
+      task=config.get('task', 'separate'),
+      ssim_weight=float(config.loss.get('ssim_weight', 0.0)))
   schedule = make_schedule(config)
   eval_fn = functools.partial(
       evaluate.per_image_metrics, eval_set=eval_set,

@@ -36,6 +36,33 @@ def test_loss_falls_when_overfitting_one_batch(data_dir):
   assert int(state.step) == 40
 
 
+def test_ssim_term_is_in_the_loss_and_raises_ssim(data_dir):
+  config = tiny_config(data_dir, **{'model.widths': (8, 16),
+                                    'optimizer.schedule': 'constant',
+                                    'optimizer.warmup_steps': 0,
+                                    'optimizer.learning_rate': 3e-3})
+  ds = input_pipeline.load_datasets(config.data)
+  batch = input_pipeline.sample_batch(input_pipeline.make_train_pool(ds),
+                                      jax.random.key(0), 16)
+  state = train.create_train_state(config)
+  step = jax.jit(functools.partial(train.train_step, digit_weight=0.5,
+                                   ssim_weight=0.2))
+  history = []
+  for i in range(30):
+    state, m = step(state, batch, jax.random.key(i))
+    history.append({k: float(v) for k, v in m.items()})
+  first, last = history[0], history[-1]
+  for m in (first, last):
+    assert m['loss'] == pytest.approx(
+        0.5 * (m['digit_mse'] + 0.2 * (1 - m['digit_ssim']))
+        + m['image_mse'] + 0.2 * (1 - m['image_ssim']), rel=1e-5)
+  assert last['image_ssim'] > first['image_ssim'] + 0.05, (first, last)
+  assert last['loss'] < 0.7 * first['loss']
+  # Without the term, no SSIM is computed or reported.
+  _, plain = jax.jit(train.train_step)(state, batch, jax.random.key(0))
+  assert 'digit_ssim' not in plain
+
+
 def test_train_step_is_pure(data_dir):
   config = tiny_config(data_dir)
   ds = input_pipeline.load_datasets(config.data)
@@ -153,6 +180,7 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('optimizer.learning_rate', 0.0, 'learning_rate=0.0 must be > 0'),
     ('task', 'denoise', "task='denoise' is unknown; use one of"),
     ('data.train_pairs', -1, 'data.train_pairs=-1 must be an integer >= 0'),
+    ('loss.ssim_weight', -0.1, 'loss.ssim_weight=-0.1 must be >= 0'),
 ])
 def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
   from mixae_jax import configuration
