@@ -18,15 +18,20 @@ def _trees_equal(a, b) -> bool:
       lambda x, y: bool(np.array_equal(np.asarray(x), np.asarray(y))), a, b)))
 
 
-def test_loss_falls_when_overfitting_one_batch(data_dir):
+def _one_batch_to_overfit(data_dir):
+  """A small model's fresh state, and one batch of 16 to fit it to."""
   config = tiny_config(data_dir, **{'model.widths': (8, 16),
                                     'optimizer.schedule': 'constant',
                                     'optimizer.warmup_steps': 0,
                                     'optimizer.learning_rate': 3e-3})
   ds = input_pipeline.load_datasets(config.data)
-  pool = input_pipeline.make_train_pool(ds)
-  batch = input_pipeline.sample_batch(pool, jax.random.key(0), 16)
-  state = train.create_train_state(config)
+  batch = input_pipeline.sample_batch(input_pipeline.make_train_pool(ds),
+                                      jax.random.key(0), 16)
+  return train.create_train_state(config), batch
+
+
+def test_loss_falls_when_overfitting_one_batch(data_dir):
+  state, batch = _one_batch_to_overfit(data_dir)
   step = jax.jit(train.train_step)
   losses = []
   for i in range(40):
@@ -37,14 +42,7 @@ def test_loss_falls_when_overfitting_one_batch(data_dir):
 
 
 def test_ssim_term_is_in_the_loss_and_raises_ssim(data_dir):
-  config = tiny_config(data_dir, **{'model.widths': (8, 16),
-                                    'optimizer.schedule': 'constant',
-                                    'optimizer.warmup_steps': 0,
-                                    'optimizer.learning_rate': 3e-3})
-  ds = input_pipeline.load_datasets(config.data)
-  batch = input_pipeline.sample_batch(input_pipeline.make_train_pool(ds),
-                                      jax.random.key(0), 16)
-  state = train.create_train_state(config)
+  state, batch = _one_batch_to_overfit(data_dir)
   step = jax.jit(functools.partial(train.train_step, digit_weight=0.5,
                                    ssim_weight=0.2))
   history = []
