@@ -2,8 +2,8 @@
 
 jaxlib 0.10 hands CPU convolutions to YNNPACK by default. On the project's
 machine (2-core AMD EPYC with AVX-512) XLA's own Eigen convolutions run the
-U-Net's train step about 1.3x faster (63 -> 81 img/s at batch 128, inference
-173 -> 297 img/s; compare ``MIXAE_XLA_CPU_DEFAULTS=1 python
+U-Net's train step about 1.3x faster (63 -> 80 img/s at batch 128, inference
+173 -> 293 img/s; compare ``MIXAE_XLA_CPU_DEFAULTS=1 python
 benchmarks/throughput.py`` with the plain command), so
 importing `mixae_jax` keeps YNNPACK for matrix products only. The result is
 the same math: only the convolution kernels' summation order changes.

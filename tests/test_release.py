@@ -100,3 +100,26 @@ def test_a_float16_release_is_half_the_size_and_separates_alike(
       np.float32)
   for a, b in zip(Separator.restore(released)(mixtures), separator(mixtures)):
     np.testing.assert_allclose(a, b, atol=5e-3)
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      out[prefix + key] = tuple(value) if isinstance(value, list) else value
+  return out
+
+
+def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
+  from configs import dual_cpu  # pylint: disable=g-import-not-at-top
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  saved = _flat(json.loads((repo / 'pretrained/dual/config.json').read_text()))
+  recipe = _flat(dual_cpu.get_config().to_dict())
+  # Fields added since were trained with what the code does when they are
+  # absent; the data folder is each machine's own.
+  saved.setdefault('loss.ssim_weight', 0.0)
+  for cfg in (saved, recipe):
+    cfg.pop('data.dir')
+  assert saved == recipe
