@@ -132,8 +132,8 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     state: the train state.
     batch: mixtures with their true sources.
     rng: key for dropout.
-    digit_weight: weight of the digit output's MSE in the loss.
-    image_weight: weight of the image output's MSE in the loss.
+    digit_weight: weight of the digit output's loss.
+    image_weight: weight of the image output's loss.
     task: what the network learns (see `task_io`); 'separate' by default.
     ssim_weight: weight of the (1 - SSIM) term; 0 leaves it out.
 
