@@ -171,6 +171,34 @@ def _captured_stderr() -> Iterator[Any]:
       os.close(saved)
 
 
+def _one_line(e: BaseException) -> str:
+  return ' '.join(str(e).split('See full TensorStore details')[0].split())[:200]
+
+
+def _read(where: str, what: str, read: Any) -> Any:
+  """Runs an orbax read; any failure becomes one `CheckpointError` line.
+
+  Orbax raises many types (ValueError, tensorstore errors, ...); all mean the
+  same to the user: the files are damaged. When a read fails, tensorstore's
+  reads still in flight answer into an event loop that orbax has closed, and
+  print tracebacks from other threads: they are caught here and dropped. A
+  good read's messages are passed on.
+  """
+  with _captured_stderr() as captured:
+    try:
+      result = read()
+    except Exception as e:  # pylint: disable=broad-except
+      time.sleep(0.5)  # Lets the reads in flight land in the buffer.
+      error = CheckpointError(f'{where} is corrupt: {what}{_one_line(e)}')
+    else:
+      error = None
+      messages = captured()
+  if error is not None:
+    raise error from None
+  sys.stderr.write(messages)
+  return result
+
+
 def restore(manager: ocp.CheckpointManager, target: Any,
             step: int | None = None) -> Any:
   """Restores the checkpoint at `step` (default: latest) into `target`'s shape.
@@ -191,29 +219,17 @@ def restore(manager: ocp.CheckpointManager, target: Any,
         f'no checkpoint found in {manager.directory}; train first '
         '(--mode=train) or point --workdir at a run folder')
   where = f'checkpoint {manager.directory}/{step}'
-  try:
-    saved = manager.item_metadata(step)
-    expected_crc = manager.metadata(step).custom_metadata.get('crc32')
-  except Exception as e:  # pylint: disable=broad-except
-    raise CheckpointError(f'{where} is corrupt: its metadata cannot be read '
-                          f'({" ".join(str(e).split())[:200]})') from None
+  def metadata():
+    return (manager.item_metadata(step),
+            manager.metadata(step).custom_metadata.get('crc32'))
+  saved, expected_crc = _read(where, 'its metadata cannot be read: ', metadata)
   mismatch = _structure_mismatch(saved, target)
   if mismatch:
     raise CheckpointError(
         f'{where} was saved by a different model or config: {mismatch}; use '
         'the config it was trained with (its config.json) or another --workdir')
-  with _captured_stderr() as captured:
-    try:
-      restored = manager.restore(step, args=ocp.args.StandardRestore(target))
-    except Exception as e:  # pylint: disable=broad-except
-      # Orbax raises many types (ValueError, tensorstore errors, ...); all
-      # mean the same to the user: the files are damaged. Its reads still in
-      # flight then print tracebacks from other threads: let them land here.
-      time.sleep(0.5)
-      detail = ' '.join(str(e).split('See full TensorStore details')[0].split())
-      raise CheckpointError(f'{where} is corrupt: {detail[:200]}') from None
-    messages = captured()
-  sys.stderr.write(messages)  # A good restore's messages are kept.
+  restored = _read(where, '', lambda: manager.restore(
+      step, args=ocp.args.StandardRestore(target)))
   if expected_crc is not None and fingerprint(restored) != expected_crc:
     raise CheckpointError(
         f'{where} is corrupt: its arrays do not match the checksum written '
@@ -227,12 +243,9 @@ def is_full_state(manager: ocp.CheckpointManager, step: int) -> bool:
   Released models (`release.export`) hold only what inference needs
   (params, batch_stats, step), without the optimizer state.
   """
-  try:
-    saved = manager.item_metadata(step)
-  except Exception as e:  # pylint: disable=broad-except
-    raise CheckpointError(
-        f'checkpoint {manager.directory}/{step} is corrupt: its metadata '
-        f'cannot be read ({" ".join(str(e).split())[:200]})') from None
+  saved = _read(f'checkpoint {manager.directory}/{step}',
+                'its metadata cannot be read: ',
+                lambda: manager.item_metadata(step))
   return any(path.startswith('opt_state') for path in _shapes(saved))
 
 
