@@ -73,6 +73,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.weight_decay = 0.0
   # Clip gradients to this global norm; 0 disables clipping.
   config.optimizer.grad_clip_norm = 0.0
+  # Decay of an exponential moving average of the parameters, which eval and
+  # export then use instead of the raw ones; 0 keeps none (README, "Levers",
+  # has its measurement).
+  config.optimizer.ema_decay = 0.0
 
   config.loss = ml_collections.ConfigDict()
   # loss = digit_weight * L(digit) + image_weight * L(CIFAR image), where

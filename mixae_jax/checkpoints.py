@@ -11,6 +11,7 @@ refused with a clear error instead of restoring wrong numbers.
 """
 
 import contextlib
+import dataclasses
 import os
 import pathlib
 import sys
@@ -199,6 +200,20 @@ def _read(where: str, what: str, read: Any) -> Any:
   return result
 
 
+def _empty_fields_absent_on_disk(saved: Any, target: Any) -> list[str]:
+  """Fields of a dataclass `target` that hold no arrays and `saved` lacks.
+
+  A checkpoint written before such a field existed (``TrainState.ema_params``,
+  empty when the run keeps no moving average) still restores.
+  """
+  if not dataclasses.is_dataclass(target) or not hasattr(saved, 'keys'):
+    return []
+  on_disk = set(saved.keys())
+  return [f.name for f in dataclasses.fields(target)
+          if f.metadata.get('pytree_node', True) and f.name not in on_disk
+          and not jax.tree.leaves(getattr(target, f.name))]
+
+
 def restore(manager: ocp.CheckpointManager, target: Any,
             step: int | None = None) -> Any:
   """Restores the checkpoint at `step` (default: latest) into `target`'s shape.
@@ -228,8 +243,15 @@ def restore(manager: ocp.CheckpointManager, target: Any,
     raise CheckpointError(
         f'{where} was saved by a different model or config: {mismatch}; use '
         'the config it was trained with (its config.json) or another --workdir')
+  absent = _empty_fields_absent_on_disk(saved, target)
+  item = target
+  if absent:  # Restore the fields the checkpoint has, keep the rest empty.
+    item = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
+            if f.metadata.get('pytree_node', True) and f.name not in absent}
   restored = _read(where, '', lambda: manager.restore(
-      step, args=ocp.args.StandardRestore(target)))
+      step, args=ocp.args.StandardRestore(item)))
+  if absent:
+    restored = target.replace(**restored)
   if expected_crc is not None and fingerprint(restored) != expected_crc:
     raise CheckpointError(
         f'{where} is corrupt: its arrays do not match the checksum written '
@@ -284,6 +306,11 @@ def restore_model(manager: ocp.CheckpointManager, state: Any,
 
 
 def model_variables(state: Any) -> dict[str, Any]:
-  """The part of a train state a released model keeps."""
-  return {'params': state.params, 'batch_stats': state.batch_stats,
-          'step': state.step}
+  """The part of a train state a released model keeps.
+
+  Its parameters are the moving average where the run kept one
+  (``config.optimizer.ema_decay`` > 0): that is the model it evaluates as.
+  """
+  ema = getattr(state, 'ema_params', None)
+  return {'params': ema if ema else state.params,
+          'batch_stats': state.batch_stats, 'step': state.step}

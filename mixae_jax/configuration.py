@@ -54,6 +54,10 @@ def validate(config: ml_collections.ConfigDict,
   if config.optimizer.schedule not in SCHEDULES:
     raise ConfigError(f'optimizer.schedule={config.optimizer.schedule!r} is '
                       f'unknown; use one of {SCHEDULES}')
+  ema_decay = config.optimizer.get('ema_decay', 0.0)
+  if not 0.0 <= ema_decay < 1.0:
+    raise ConfigError(f'optimizer.ema_decay={ema_decay} must be in [0, 1) '
+                      '(0: no moving average; e.g. 0.999)')
   for key in ('digit_weight', 'image_weight', 'ssim_weight'):
     if config.loss.get(key, 0.0) < 0:
       raise ConfigError(f'loss.{key}={config.loss[key]} must be >= 0')

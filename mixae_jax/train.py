@@ -43,8 +43,14 @@ NUM_SAMPLE_ROWS = 10
 
 
 class TrainState(train_state.TrainState):
-  """Params, optimizer state, BatchNorm statistics and the run's rng key."""
+  """Params, optimizer state, BatchNorm statistics and the run's rng key.
+
+  ``ema_params`` is the exponential moving average of the parameters when
+  ``config.optimizer.ema_decay`` > 0 (evaluation and export then use it), and
+  ``{}`` otherwise.
+  """
   batch_stats: Any
+  ema_params: Any
   rng: jax.Array  # raw uint32 key data, so checkpoints hold plain arrays.
 
 
@@ -95,6 +101,10 @@ def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
       apply_fn=model.apply, params=variables['params'],
       tx=make_optimizer(config),
       batch_stats=variables.get('batch_stats', {}),
+      # A copy: the train step donates the state, and one buffer cannot be
+      # donated twice.
+      ema_params=(jax.tree.map(jnp.copy, variables['params'])
+                  if config.optimizer.get('ema_decay', 0.0) else {}),
       rng=jax.random.key_data(run_key))
 
 
@@ -118,7 +128,8 @@ def task_io(task: str, batch: preprocessing.Mixtures
 
 def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
                digit_weight: float = 1.0, image_weight: float = 1.0,
-               task: str = 'separate', ssim_weight: float = 0.0
+               task: str = 'separate', ssim_weight: float = 0.0,
+               ema_decay: float = 0.0
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Adam step on the weighted loss of the two outputs.
 
@@ -136,6 +147,7 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     image_weight: weight of the image output's loss.
     task: what the network learns (see `task_io`); 'separate' by default.
     ssim_weight: weight of the (1 - SSIM) term; 0 leaves it out.
+    ema_decay: decay of the parameters' moving average (`ema_update`); 0: none.
 
   Returns:
     The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm,
@@ -162,19 +174,41 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
   grads, (updates, loss, terms) = jax.grad(loss_fn, has_aux=True)(state.params)
   new_state = state.apply_gradients(
       grads=grads, batch_stats=updates.get('batch_stats', state.batch_stats))
+  if ema_decay:  # Static, like ssim_weight.
+    new_state = new_state.replace(ema_params=ema_update(
+        state.ema_params, new_state.params, new_state.step, ema_decay))
   metrics = {'loss': loss, **terms, 'grad_norm': optax.tree.norm(grads)}
   return new_state, metrics
+
+
+def ema_update(ema: Any, params: Any, step: jax.Array, decay: float) -> Any:
+  """One step of the parameters' exponential moving average.
+
+  The decay ramps up as ``min(decay, (1 + step) / (10 + step))``, so that the
+  average is not dominated by the random initialisation early in training.
+  """
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
+
+
+def inference_state(state: TrainState) -> evaluate.InferenceState:
+  """The model a train state evaluates as: its EMA parameters, if it has them."""
+  variables = checkpoints.model_variables(state)
+  return evaluate.InferenceState(apply_fn=state.apply_fn,
+                                 params=variables['params'],
+                                 batch_stats=variables['batch_stats'])
 
 
 @functools.partial(
     jax.jit, donate_argnums=0,
     static_argnames=('batch_size', 'data_sharding', 'digit_weight',
-                     'image_weight', 'task', 'ssim_weight'))
+                     'image_weight', 'task', 'ssim_weight', 'ema_decay'))
 def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
                        batch_size: int,
                        data_sharding: NamedSharding | None = None,
                        digit_weight: float = 1.0, image_weight: float = 1.0,
-                       task: str = 'separate', ssim_weight: float = 0.0
+                       task: str = 'separate', ssim_weight: float = 0.0,
+                       ema_decay: float = 0.0
                        ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Draws a fresh batch from the device-resident pool and takes a step.
 
@@ -190,7 +224,7 @@ def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
   if data_sharding is not None:
     batch = jax.lax.with_sharding_constraint(batch, data_sharding)
   new_state, metrics = train_step(state, batch, dropout_key, digit_weight,
-                                  image_weight, task, ssim_weight)
+                                  image_weight, task, ssim_weight, ema_decay)
   if data_sharding is not None:
     replicated = NamedSharding(data_sharding.mesh, P())
     new_state = jax.lax.with_sharding_constraint(new_state, replicated)
@@ -284,7 +318,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       digit_weight=float(config.loss.digit_weight),
       image_weight=float(config.loss.image_weight),
       task=config.get('task', 'separate'),
-      ssim_weight=float(config.loss.get('ssim_weight', 0.0)))
+      ssim_weight=float(config.loss.get('ssim_weight', 0.0)),
+      ema_decay=float(config.optimizer.get('ema_decay', 0.0)))
   schedule = make_schedule(config)
   eval_fn = functools.partial(
       evaluate.per_image_metrics, eval_set=eval_set,
@@ -328,12 +363,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           config_pending = False
       if (config.eval.every_steps and step % config.eval.every_steps == 0
           and not is_last):
-        _periodic_eval(state, eval_fn, eval_set, config, writer)
+        _periodic_eval(inference_state(state), int(state.step), eval_fn,
+                       eval_set, config, writer)
         interval_start, interval_steps = time.perf_counter(), 0
     progress.close()
     checkpoints.wait(manager)
-    record = _final_eval(state, int(state.step), eval_fn, eval_set, config,
-                         workdir, writer)
+    record = _final_eval(inference_state(state), int(state.step), eval_fn,
+                         eval_set, config, workdir, writer)
   finally:
     progress.close()
     writer.close()
@@ -360,11 +396,11 @@ def _report(progress: tqdm.tqdm, step: int, total: int,
   progress.update(step - progress.n)
 
 
-def _periodic_eval(state: Any, eval_fn: Any, eval_set: input_pipeline.EvalSet,
+def _periodic_eval(state: Any, step: int, eval_fn: Any,
+                   eval_set: input_pipeline.EvalSet,
                    config: ml_collections.ConfigDict,
                    writer: writers.MetricWriter) -> None:
   """A cheaper eval during training: the first periodic_num_pairs pairs."""
-  step = int(state.step)
   n = min(config.eval.periodic_num_pairs or config.eval.num_pairs,
           config.eval.num_pairs)
   record = evaluate.summary(eval_fn(state, num_pairs=n), step,

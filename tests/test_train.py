@@ -2,7 +2,9 @@
 
 import functools
 import json
+from typing import Any
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,6 +63,44 @@ def test_ssim_term_is_in_the_loss_and_raises_ssim(data_dir):
   assert 'digit_ssim' not in plain
 
 
+def test_ema_tracks_the_parameters_with_a_ramped_decay(data_dir):
+  state, batch = _one_batch_to_overfit(data_dir)
+  assert state.ema_params == {}  # Off in the default config: nothing kept.
+  state = state.replace(ema_params=state.params)
+  step = jax.jit(functools.partial(train.train_step, ema_decay=0.9))
+  ema, raw = state.params, state.params
+  for i in range(5):
+    state, _ = step(state, batch, jax.random.key(i))
+    # By hand: the decay ramps up as (1 + t) / (10 + t), capped at 0.9.
+    d = min(0.9, (1 + (i + 1)) / (10 + (i + 1)))
+    ema = jax.tree.map(lambda e, p: d * e + (1 - d) * p, ema, state.params)
+    raw = state.params
+  for a, b in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(ema)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  # The average lags the raw parameters, and that is what the model evaluates as.
+  assert not _trees_equal(state.ema_params, raw)
+  assert _trees_equal(train.inference_state(state).params, state.ema_params)
+
+
+def test_an_ema_run_evaluates_and_exports_its_average(data_dir, tmp_path):
+  from mixae_jax import release  # pylint: disable=g-import-not-at-top
+  config = tiny_config(data_dir, **{'optimizer.ema_decay': 0.5,
+                                    'eval.every_steps': 0})
+  record = train.train_and_evaluate(config, tmp_path / 'run')
+  manager = checkpoints.create_manager(tmp_path / 'run', read_only=True)
+  state = checkpoints.restore(manager, train.create_train_state(config))
+  assert not _trees_equal(state.ema_params, state.params)
+  # Re-evaluating the checkpoint gives the end-of-training figures: both use
+  # the average.
+  assert train.evaluate_checkpoint(config, tmp_path / 'run',
+                                   tmp_path / 'again') == record
+  release.export(tmp_path / 'run', tmp_path / 'release', dtype='float32')
+  released = checkpoints.restore_model(
+      checkpoints.create_manager(tmp_path / 'release', read_only=True),
+      train.create_train_state(config))
+  assert _trees_equal(released['params'], state.ema_params)
+
+
 def test_train_step_is_pure(data_dir):
   config = tiny_config(data_dir)
   ds = input_pipeline.load_datasets(config.data)
@@ -117,6 +157,35 @@ def test_checkpoint_round_trip(data_dir, tmp_path):
   assert _trees_equal(restored.batch_stats, state.batch_stats)
   assert _trees_equal(restored.opt_state, state.opt_state)
   assert _trees_equal(restored.rng, state.rng)
+
+
+@flax.struct.dataclass
+class _TrainStateBeforeEma:
+  step: Any
+  params: Any
+  opt_state: Any
+  batch_stats: Any
+  rng: Any
+
+
+def test_a_checkpoint_from_before_the_ema_field_still_restores(data_dir, tmp_path):
+  config = tiny_config(data_dir)
+  state = train.create_train_state(config).replace(step=jnp.asarray(5))
+  # What a run saved before TrainState had ema_params: the same fields in the
+  # same order (the checksum follows it), less that one.
+  old = _TrainStateBeforeEma(**{f: getattr(state, f) for f in (
+      'step', 'params', 'opt_state', 'batch_stats', 'rng')})
+  manager = checkpoints.create_manager(tmp_path)
+  checkpoints.save(manager, 5, old)
+  manager.wait_until_finished()
+  restored = checkpoints.restore(manager, train.create_train_state(config))
+  assert int(restored.step) == 5 and restored.ema_params == {}
+  assert _trees_equal(restored.params, state.params)
+  assert _trees_equal(restored.opt_state, state.opt_state)
+  # With a moving average configured, the run must start afresh: say so.
+  with pytest.raises(CheckpointError, match='saved by a different model or config'):
+    checkpoints.restore(manager, train.create_train_state(
+        tiny_config(data_dir, **{'optimizer.ema_decay': 0.9})))
 
 
 def test_resume_continues_exactly_where_it_stopped(data_dir, tmp_path):
@@ -179,6 +248,7 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('task', 'denoise', "task='denoise' is unknown; use one of"),
     ('data.train_pairs', -1, 'data.train_pairs=-1 must be an integer >= 0'),
     ('loss.ssim_weight', -0.1, 'loss.ssim_weight=-0.1 must be >= 0'),
+    ('optimizer.ema_decay', 1.0, r'optimizer.ema_decay=1.0 must be in \[0, 1\)'),
 ])
 def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
   from mixae_jax import configuration
