@@ -153,18 +153,43 @@ def _get(config, key: str):
   return node
 
 
-def _already_done(workdir: pathlib.Path, settings: dict[str, Any],
-                  model_name: str) -> bool:
+def _flat(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = list(v) if isinstance(v, tuple) else v
+  return out
+
+
+# Fields that do not change a run's final numbers.
+_CADENCE = ('eval.every_steps', 'eval.periodic_num_pairs', 'eval.batch_size',
+            'checkpoint.', 'log_every_steps', 'data.')
+
+
+def _already_done(workdir: pathlib.Path, config,
+                  settings: dict[str, Any]) -> bool:
+  """Whether `workdir` holds this row's run: every field that shapes the
+  result (model, loss, optimizer, seed, budget, eval pairs) as the row sets it
+  now, a field the run predates counting as the code's default for it."""
   metrics_file = workdir / 'eval' / 'metrics.json'
   if not (FLAGS.reuse and metrics_file.is_file()):
     return False
+  want = config.copy_and_resolve_references()
+  for key, value in settings.items():
+    node = want
+    *parents, last = key.split('.')
+    for part in parents:
+      node = node[part]
+    node[last] = value
   saved = configuration.load(workdir)
-  if saved.model.name != model_name:
-    return False
-  # Logging, eval and checkpoint cadence do not change the final numbers.
-  cadence = ('eval.every_steps', 'checkpoint.every_steps', 'log_every_steps')
-  return all(_get(saved, k) == v for k, v in settings.items()
-             if k not in cadence) and (
+  wanted = {k: v for k, v in _flat(want.to_dict()).items()
+            if not k.startswith(_CADENCE)}
+  def same(key, value):
+    have = _get(saved, key)
+    return (list(have) if isinstance(have, (tuple, list)) else have) == value
+  return all(same(k, v) for k, v in wanted.items()) and (
       json.loads(metrics_file.read_text())['step'] == settings['num_train_steps'])
 
 
@@ -176,7 +201,7 @@ def train_row(row: Row, root: pathlib.Path) -> dict[str, Any]:
   command = [sys.executable, str(ROOT / 'launch.py'), f'--config={ROOT / row.config}',
              f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in settings.items()]
   seconds = None
-  if _already_done(workdir, settings, _get(config, 'model.name')):
+  if _already_done(workdir, config, settings):
     print(f'[{row.name}] reusing {workdir}', flush=True)
   else:
     shutil.rmtree(workdir, ignore_errors=True)

@@ -24,4 +24,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.warmup_steps = 0
   # Only the digit is a target; the derived image output is not trained.
   config.loss.image_weight = 0.0
+  # The report's loss: MSE alone, without the default's SSIM term.
+  config.loss.ssim_weight = 0.0
   return config
