@@ -2,6 +2,7 @@
 
   python benchmarks/layer_profile.py                 # the default U-Net, ~3 min
   python benchmarks/layer_profile.py --network=seed004 --torch=false
+  python benchmarks/layer_profile.py --network=seed004 --strided=space_to_depth
 
 For every convolution of the network (at its real input size and
 ``--batch_size``) it times, in XLA and in PyTorch, the three parts of its
@@ -38,6 +39,10 @@ flags.DEFINE_list('widths', ['32', '64', '128', '256'], 'U-Net widths.')
 flags.DEFINE_integer('batch_size', 128, 'Images per call.')
 flags.DEFINE_integer('repeats', 5, 'Timed calls per figure (median).')
 flags.DEFINE_bool('torch', True, 'Also time PyTorch.')
+flags.DEFINE_enum('strided', 'xla', ['xla', 'space_to_depth'],
+                  'How JAX computes the 4x4 stride-2 convolutions: XLA\'s '
+                  'strided convolution (what the model uses), or '
+                  '`strided_conv_by_space_to_depth` (tried, not kept).')
 flags.DEFINE_enum('dw', 'xla', ['xla', 'gemm'],
                   'How JAX computes dW: XLA\'s convolution, or one matrix '
                   'product of the input patches with the gradient.')
@@ -50,6 +55,30 @@ def weight_grad_gemm(x: jax.Array, g: jax.Array, k: int) -> jax.Array:
       x, (k, k), (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   dw = jnp.einsum('nhwp,nhwo->po', patches, g)  # patches: (c_in, kh, kw)
   return dw.reshape(cin, k, k, cout).transpose(1, 2, 0, 3)
+
+
+def strided_conv_by_space_to_depth(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """A 4x4 stride-2 convolution with padding 1 (NHWC, HWIO), as a stride-1 one.
+
+  The same function as seed004's encoder convolutions: the padded input is
+  folded into 2x2 blocks (space-to-depth, 4x the channels) and convolved
+  with a 2x2 kernel, tap ``a = 2q + r`` of the 4x4 kernel reading block
+  offset ``q``, sub-pixel ``r``. Its input gradient is faster than XLA's
+  strided one for some layers, but the whole seed004 train step was slower
+  with it (README, "Speed"), so the model does not use it.
+  """
+  n, h, w, cin = x.shape
+  cout = kernel.shape[-1]
+  xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  hb, wb = h // 2 + 1, w // 2 + 1
+  # [n, hb, ry, wb, rx, c] -> [n, hb, wb, (ry, rx, c)]
+  blocks = xp.reshape(n, hb, 2, wb, 2, cin).transpose(0, 1, 3, 2, 4, 5)
+  blocks = blocks.reshape(n, hb, wb, 4 * cin)
+  # [(qy, ry), (qx, rx), c, o] -> [qy, qx, (ry, rx, c), o]
+  k = kernel.reshape(2, 2, 2, 2, cin, cout).transpose(0, 2, 1, 3, 4, 5)
+  return jax.lax.conv_general_dilated(
+      blocks, k.reshape(2, 2, 4 * cin, cout), (1, 1), 'VALID',
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
 def unet_convs(widths: list[int]) -> list[tuple[str, int, int, int, int, int]]:
@@ -96,9 +125,16 @@ def jax_times(size, k, stride, cin, cout, n) -> dict[str, float]:
   w = jax.random.normal(jax.random.key(1), (k, k, cin, cout)) * 0.1
 
   def conv(x, w):
+    if stride == 2 and FLAGS.strided == 'space_to_depth':
+      return strided_conv_by_space_to_depth(x, w)
     return jax.lax.conv_general_dilated(
         x, w, (stride, stride), padding,
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  if stride == 2 and FLAGS.strided == 'space_to_depth':
+    # The same function as XLA's strided convolution, checked before timing.
+    want = jax.lax.conv_general_dilated(x, w, (2, 2), padding,
+                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    np.testing.assert_allclose(conv(x, w), want, rtol=1e-4, atol=1e-4)
   y, vjp = jax.vjp(conv, x, w)
   g = jnp.ones_like(y)
   fwd = jax.jit(conv)
