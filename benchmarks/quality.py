@@ -113,6 +113,9 @@ LEVERS = [
     Row('ema0.999', 'configs/quick.py',
         'ssim0.2 + eval on an EMA of the parameters (decay 0.999, ramped)',
         {**_GREY, **_MSE, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.999}),
+    Row('batchnorm', 'configs/quick.py',
+        'ssim0.2 with BatchNorm instead of GroupNorm',
+        {**_GREY, **_MSE, 'loss.ssim_weight': 0.2, 'model.norm': 'batch'}),
 ]
 
 
