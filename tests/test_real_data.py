@@ -64,6 +64,9 @@ def test_released_model_restores_from_the_repo_without_data():
   size = sum(f.stat().st_size for f in PRETRAINED.rglob('*') if f.is_file())
   assert size <= 10 * 2**20, f'{PRETRAINED} is {size / 2**20:.1f} MiB'
   separator = Separator.restore(PRETRAINED)
+  # Stored in float16: at most about 2 bytes per parameter on disk.
+  count = sum(x.size for x in jax.tree.leaves(separator.state.params))
+  assert size < 2.2 * count, f'{size} bytes for {count} parameters'
   mixtures = np.full((3, 32, 32, 3), 0.4, np.float32)
   digits, images = separator(mixtures)
   assert digits.shape == images.shape == (3, 32, 32, 3)
