@@ -114,7 +114,7 @@ class TorchTrain:
     model = dual.get_config().model
     self.model = (torch_models.Seed004() if name == 'seed004' else
                   torch_models.UNet(tuple(model.widths), model.digit_channels,
-                                    model.head))
+                                    model.head, model.norm))
     self.model.train()
     self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
     b = fixed_batch(batch_size)
@@ -161,6 +161,10 @@ def main(argv):
       print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
       runners['torch'] = TorchTrain(name, FLAGS.batch_size)
       runners['torch_infer'] = TorchInfer(name, FLAGS.eval_batch_size)
+      if runners['torch'].params != runners['jax'].params:
+        raise SystemExit(f'{name}: the PyTorch twin has {runners["torch"].params}'
+                         f' parameters, JAX {runners["jax"].params}; they must '
+                         'be the same network')
     rates = {k: [] for k in runners}
     for _ in range(FLAGS.repeats):  # Interleaved: jax, torch, jax, torch, ...
       for key, runner in runners.items():
