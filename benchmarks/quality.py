@@ -82,8 +82,11 @@ ZOO = [
 ]
 
 # The default family at the quick width, one lever changed per row. Each row
-# names every lever it sets, so a later change of default leaves it as it was.
-_MSE = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0}
+# names every lever it sets, so a later change of default leaves it as it was:
+# _MSE holds the levers' values before any of them was adopted (MSE loss, no
+# EMA, GroupNorm).
+_MSE = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
+        'model.norm': 'group'}
 _GREY = {'model.head': 'consistent', 'model.digit_channels': 1}
 LEVERS = [
     Row('twin', 'configs/quick.py', 'twin decoders, outputs as they are',
@@ -169,6 +172,11 @@ def _flat(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
 # Fields that do not change a run's final numbers.
 _CADENCE = ('eval.every_steps', 'eval.periodic_num_pairs', 'eval.batch_size',
             'checkpoint.', 'log_every_steps', 'data.')
+# Model fields that only the U-Net reads (models.create_model): the reference
+# designs' layers are fixed, so a change of these defaults leaves them as they
+# were.
+_UNET_ONLY = ('model.widths', 'model.norm', 'model.digit_channels',
+              'model.head')
 
 
 def _already_done(workdir: pathlib.Path, config,
@@ -187,8 +195,9 @@ def _already_done(workdir: pathlib.Path, config,
       node = node[part]
     node[last] = value
   saved = configuration.load(workdir)
+  ignored = _CADENCE + (_UNET_ONLY if want.model.name != 'unet' else ())
   wanted = {k: v for k, v in _flat(want.to_dict()).items()
-            if not k.startswith(_CADENCE)}
+            if not k.startswith(ignored)}
   def same(key, value):
     have = _get(saved, key)
     return (list(have) if isinstance(have, (tuple, list)) else have) == value

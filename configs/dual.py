@@ -32,10 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = 'unet'
   # U-Net channels per level, from 32x32 down; the last is the bottleneck.
   config.model.widths = (32, 64, 128, 256)
-  # Normalisation after each convolution: 'group', 'batch' or 'none'. 'batch'
-  # scored +1.0 dB at the quick budget (README, "Levers") but is not yet
-  # confirmed at full width, and pretrained/dual uses 'group'.
-  config.model.norm = 'group'
+  # Normalisation after each convolution: 'batch', 'group' or 'none'. 'batch'
+  # scored +1.0 dB over 'group' at the quick budget (README, "Levers") and
+  # at full width (benchmarks/quality.py --set=zoo, row dual).
+  config.model.norm = 'batch'
   # Channels the digit decoder predicts: 1 repeated to RGB (the digit is
   # grey), or 3.
   config.model.digit_channels = 1
