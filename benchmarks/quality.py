@@ -83,42 +83,42 @@ ZOO = [
 
 # The default family at the quick width, one lever changed per row. Each row
 # names every lever it sets, so a later change of default leaves it as it was:
-# _MSE holds the levers' values before any of them was adopted (MSE loss, no
-# EMA, GroupNorm).
-_MSE = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
-        'model.norm': 'group'}
+# _ORIGINAL holds the levers' values before any of them was adopted (MSE
+# loss, no EMA, GroupNorm).
+_ORIGINAL = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
+             'model.norm': 'group'}
 _GREY = {'model.head': 'consistent', 'model.digit_channels': 1}
 LEVERS = [
     Row('twin', 'configs/quick.py', 'twin decoders, outputs as they are',
-        {'model.head': 'twin', 'model.digit_channels': 3, **_MSE}),
+        {'model.head': 'twin', 'model.digit_channels': 3, **_ORIGINAL}),
     Row('consistent', 'configs/quick.py',
         'twin; projected so that their mean is the mixture',
-        {'model.head': 'consistent', 'model.digit_channels': 3, **_MSE}),
+        {'model.head': 'consistent', 'model.digit_channels': 3, **_ORIGINAL}),
     Row('twin_digit1', 'configs/quick.py',
         'twin; grey (1-channel) digit decoder',
-        {'model.head': 'twin', 'model.digit_channels': 1, **_MSE}),
+        {'model.head': 'twin', 'model.digit_channels': 1, **_ORIGINAL}),
     Row('derive1', 'configs/quick.py',
         'one grey digit decoder; image = 2m - digit',
-        {'model.head': 'derive', 'model.digit_channels': 1, **_MSE}),
+        {'model.head': 'derive', 'model.digit_channels': 1, **_ORIGINAL}),
     Row('consistent_grey', 'configs/quick.py',
         'twin, grey digit; projected: digit grey, mean = mixture',
-        {**_GREY, **_MSE}),
+        {**_GREY, **_ORIGINAL}),
     # The same but for the seed: how far a row moves by chance.
     Row('consistent_grey_seed1', 'configs/quick.py',
         'consistent_grey, seed 1 (run-to-run spread)',
-        {**_GREY, **_MSE, 'seed': 1}),
+        {**_GREY, **_ORIGINAL, 'seed': 1}),
 ] + [
     Row(f'ssim{w:g}', 'configs/quick.py',
         f'consistent_grey + {w} x (1 - SSIM) per source in the loss',
-        {**_GREY, **_MSE, 'loss.ssim_weight': w})
+        {**_GREY, **_ORIGINAL, 'loss.ssim_weight': w})
     for w in (0.01, 0.05, 0.2, 1.0)
 ] + [
     Row('ema0.999', 'configs/quick.py',
         'ssim0.2 + eval on an EMA of the parameters (decay 0.999, ramped)',
-        {**_GREY, **_MSE, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.999}),
+        {**_GREY, **_ORIGINAL, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.999}),
     Row('batchnorm', 'configs/quick.py',
         'ssim0.2 with BatchNorm instead of GroupNorm',
-        {**_GREY, **_MSE, 'loss.ssim_weight': 0.2, 'model.norm': 'batch'}),
+        {**_GREY, **_ORIGINAL, 'loss.ssim_weight': 0.2, 'model.norm': 'batch'}),
 ]
 
 

@@ -4,8 +4,8 @@
   python launch.py --mode=export --workdir=runs/dual_cpu --output_dir=pretrained/dual
 
 The default model and loss unchanged (U-Net with BatchNorm, consistent
-grey-digit head, MSE + 0.2 x (1 - SSIM) per source); the length, batch and eval cadence are
-cut to what a laptop-class CPU trains in an hour. pretrained/dual was made by
+grey-digit head, MSE + 0.2 x (1 - SSIM) per source); the length, batch and
+eval cadence are cut to what a laptop-class CPU trains in an hour. pretrained/dual was made by
 exactly these two commands (README, "Released model").
 """
 
