@@ -120,6 +120,28 @@ LEVERS = [
         'ssim0.2 with BatchNorm instead of GroupNorm',
         {**_GREY, **_ORIGINAL, 'loss.ssim_weight': 0.2, 'model.norm': 'batch'}),
 ]
+# The levers below change one thing of the adopted family (the batchnorm row:
+# configs/dual.py's model and loss at the quick width and learning rate).
+_ADOPTED = {**_GREY, **_ORIGINAL, 'loss.ssim_weight': 0.2,
+            'model.norm': 'batch', 'model.widths': (16, 32, 64, 128),
+            'optimizer.schedule': 'cosine', 'optimizer.learning_rate': 2e-3}
+LEVERS += [
+    Row('wide', 'configs/quick.py',
+        'batchnorm at full width, (32, 64, 128, 256) as configs/dual.py',
+        {**_ADOPTED, 'model.widths': (32, 64, 128, 256)}),
+    Row('deep', 'configs/quick.py',
+        'batchnorm with a fifth level, (16, 32, 64, 128, 256): 2x2 bottleneck',
+        {**_ADOPTED, 'model.widths': (16, 32, 64, 128, 256)}),
+    Row('constant_lr', 'configs/quick.py',
+        'batchnorm with a constant learning rate after the warm-up, no cosine',
+        {**_ADOPTED, 'optimizer.schedule': 'constant'}),
+    Row('lr1e-3', 'configs/quick.py',
+        'batchnorm at peak learning rate 1e-3 (configs/dual.py), not 2e-3',
+        {**_ADOPTED, 'optimizer.learning_rate': 1e-3}),
+    Row('long2x', 'configs/quick.py',
+        'batchnorm trained twice as long (2,000 steps of 64)',
+        {**_ADOPTED, 'num_train_steps': 2000}),
+]
 
 
 def _budget(row: Row, config) -> dict[str, Any]:
@@ -148,6 +170,21 @@ def _load_config(path: str):
 _ABSENT_MEANS = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
                  'data.train_pairs': 0,
                  'task': 'separate', 'model.head': 'twin'}
+
+
+def with_settings(config, settings: dict[str, Any]):
+  """A copy of `config` with dotted `settings` set, as ``--config.<key>=``
+  would; like that flag, it refuses a key the config lacks (KeyError)."""
+  config = config.copy_and_resolve_references()
+  for key, value in settings.items():
+    node = config
+    *parents, last = key.split('.')
+    for part in parents:
+      node = node.get(part) if hasattr(node, 'get') else None
+    if not hasattr(node, 'keys') or last not in node:
+      raise KeyError(f'{key} is not a field of the config')
+    node[last] = value
+  return config
 
 
 def _get(config, key: str):
@@ -187,13 +224,7 @@ def _already_done(workdir: pathlib.Path, config,
   metrics_file = workdir / 'eval' / 'metrics.json'
   if not (FLAGS.reuse and metrics_file.is_file()):
     return False
-  want = config.copy_and_resolve_references()
-  for key, value in settings.items():
-    node = want
-    *parents, last = key.split('.')
-    for part in parents:
-      node = node[part]
-    node[last] = value
+  want = with_settings(config, settings)
   saved = configuration.load(workdir)
   ignored = _CADENCE + (_UNET_ONLY if want.model.name != 'unet' else ())
   wanted = {k: v for k, v in _flat(want.to_dict()).items()
