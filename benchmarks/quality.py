@@ -1,7 +1,7 @@
 """Separation quality of every design, side by side, on the eval protocol.
 
   python benchmarks/quality.py                      # the zoo table (~30 min on 2 cores)
-  python benchmarks/quality.py --set=levers         # the lever ablation (~30 min)
+  python benchmarks/quality.py --set=levers         # the lever ablation (~2 h)
   python benchmarks/quality.py --reuse              # only train rows not yet done
 
 Each row is trained by ``launch.py`` with the same budget (``--steps`` steps
