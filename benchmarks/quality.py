@@ -1,7 +1,7 @@
 """Separation quality of every design, side by side, on the eval protocol.
 
   python benchmarks/quality.py                      # the zoo table (~30 min on 2 cores)
-  python benchmarks/quality.py --set=levers         # the lever ablation (~2.5 h)
+  python benchmarks/quality.py --set=levers         # the lever ablation (~3 h)
   python benchmarks/quality.py --reuse              # only train rows not yet done
 
 Each row is trained by ``launch.py`` with the same budget (``--steps`` steps
@@ -138,12 +138,12 @@ LEVERS += [
     Row('lr1e-3', 'configs/quick.py',
         'batchnorm at peak learning rate 1e-3 (configs/dual.py), not 2e-3',
         {**_ADOPTED, 'optimizer.learning_rate': 1e-3}),
-    Row('lr4e-3', 'configs/quick.py',
-        'batchnorm at peak learning rate 4e-3, not 2e-3',
-        {**_ADOPTED, 'optimizer.learning_rate': 4e-3}),
-    Row('lr8e-3', 'configs/quick.py',
-        'batchnorm at peak learning rate 8e-3, not 2e-3',
-        {**_ADOPTED, 'optimizer.learning_rate': 8e-3}),
+] + [
+    Row(f'lr{text}', 'configs/quick.py',
+        f'batchnorm at peak learning rate {text}, not 2e-3',
+        {**_ADOPTED, 'optimizer.learning_rate': float(text)})
+    for text in ('4e-3', '8e-3', '1.6e-2', '3.2e-2')
+] + [
     Row('long2x', 'configs/quick.py',
         'batchnorm trained twice as long (2,000 steps of 64)',
         {**_ADOPTED, 'num_train_steps': 2000}),
