@@ -1,7 +1,7 @@
 """Separation quality of every design, side by side, on the eval protocol.
 
   python benchmarks/quality.py                      # the zoo table (~30 min on 2 cores)
-  python benchmarks/quality.py --set=levers         # the lever ablation (~3 h)
+  python benchmarks/quality.py --set=levers         # the lever ablation (~3.3 h)
   python benchmarks/quality.py --reuse              # only train rows not yet done
 
 Each row is trained by ``launch.py`` with the same budget (``--steps`` steps
@@ -144,6 +144,10 @@ LEVERS += [
         {**_ADOPTED, 'optimizer.learning_rate': float(text)})
     for text in ('4e-3', '8e-3', '1.6e-2', '3.2e-2')
 ] + [
+    Row('wide_lr1.6e-2', 'configs/quick.py',
+        'wide at peak learning rate 1.6e-2, not 2e-3',
+        {**_ADOPTED, 'model.widths': (32, 64, 128, 256),
+         'optimizer.learning_rate': 1.6e-2}),
     Row('long2x', 'configs/quick.py',
         'batchnorm trained twice as long (2,000 steps of 64)',
         {**_ADOPTED, 'num_train_steps': 2000}),
