@@ -84,9 +84,9 @@ ZOO = [
 # The default family at the quick width, one lever changed per row. Each row
 # names every lever it sets, so a later change of default leaves it as it was:
 # _ORIGINAL holds the levers' values before any of them was adopted (MSE
-# loss, no EMA, GroupNorm).
+# loss, no EMA, GroupNorm, configs/quick.py's first peak learning rate).
 _ORIGINAL = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
-             'model.norm': 'group'}
+             'model.norm': 'group', 'optimizer.learning_rate': 2e-3}
 _GREY = {'model.head': 'consistent', 'model.digit_channels': 1}
 LEVERS = [
     Row('twin', 'configs/quick.py', 'twin decoders, outputs as they are',
