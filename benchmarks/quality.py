@@ -178,7 +178,7 @@ def _load_config(path: str):
 # What the code uses for a config field that a run saved before the field
 # existed (the `.get` defaults in mixae_jax), so such runs can be reused.
 _ABSENT_MEANS = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
-                 'data.train_pairs': 0,
+                 'data.train_pairs': 0, 'init_from': '',
                  'task': 'separate', 'model.head': 'twin'}
 
 

@@ -57,6 +57,11 @@ def get_config() -> ml_collections.ConfigDict:
   # N > 0 trains on N fixed pairs only (1: the single-pair experiment).
   config.data.train_pairs = 0
 
+  # A run folder or released model (e.g. 'pretrained/dual') whose weights
+  # start this run, with a fresh optimizer and schedule (fine-tuning); ''
+  # starts from random weights. A workdir's own checkpoints take precedence.
+  config.init_from = ''
+
   # Mixtures per training step (global, over all devices).
   config.batch_size = 128
   # Total optimizer steps; each draws fresh random (digit, image) pairs.

@@ -108,6 +108,40 @@ def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
       rng=jax.random.key_data(run_key))
 
 
+def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
+  """Starts `state` from the weights of another run or a released model.
+
+  The parameters and BatchNorm statistics come from the latest checkpoint in
+  `source` (a run folder, or a release such as ``pretrained/dual``); the
+  optimizer state, the step, and hence the learning-rate schedule start
+  afresh, so a fine-tuning run gets its own warm-up and decay.
+
+  Args:
+    state: a freshly initialised state of this run's config.
+    source: the folder to start from (``config.init_from``).
+
+  Raises:
+    CheckpointError: `source` has no checkpoint, or one of a different model.
+  """
+  where = f'config.init_from={str(source)!r}'
+  if not checkpoints.checkpoint_dir(source).is_dir():
+    raise CheckpointError(
+        f'{where}: {pathlib.Path(source) / checkpoints.CHECKPOINT_DIR} does '
+        'not exist; name a run folder or a released model (e.g. '
+        "pretrained/dual), or '' to start from random weights")
+  manager = checkpoints.create_manager(source, read_only=True)
+  try:
+    restored = checkpoints.restore_model(manager, state)
+  except CheckpointError as e:
+    raise CheckpointError(f'{where} cannot start this model: {e}') from None
+  finally:
+    manager.close()
+  params = restored['params']
+  return state.replace(
+      params=params, batch_stats=restored['batch_stats'],
+      ema_params=jax.tree.map(jnp.copy, params) if state.ema_params else {})
+
+
 def task_io(task: str, batch: preprocessing.Mixtures
             ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """The network input and the two outputs' targets for a training task.
@@ -287,15 +321,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data_sharding = NamedSharding(mesh, P('data'))
   replicated = NamedSharding(mesh, P())
 
-  datasets = input_pipeline.load_datasets(config.data)
-  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
-                                          config.eval.pairing_seed)
   state = create_train_state(config)
   manager = checkpoints.create_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep)
   if manager.latest_step() is not None:
     state = checkpoints.restore(manager, state)
     logging.info('Resuming from the checkpoint at step %d.', int(state.step))
+  elif config.get('init_from', ''):
+    # Only a fresh run: a resumed one already holds the weights it went on from.
+    state = init_from(state, config.init_from)
+    logging.info('Starting from the weights in %s.', config.init_from)
   # config.json describes the latest checkpoint: a fresh run writes it now; a
   # resumed run with a changed config writes it with its first checkpoint, so
   # a run that fails before saving leaves the old one in place.
@@ -303,6 +338,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if not (workdir / configuration.CONFIG_FILE).exists():
     configuration.save(config, workdir)
     config_pending = False
+  # Read after the checkpoints, so that a bad resume or init_from fails fast.
+  datasets = input_pipeline.load_datasets(config.data)
+  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
+                                          config.eval.pairing_seed)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('Model %s: %.2f M parameters; %d device(s).', config.model.name,
                num_params / 1e6, mesh.size)

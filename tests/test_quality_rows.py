@@ -36,3 +36,28 @@ def test_a_mistyped_override_is_refused():
   bad = quality.with_settings(base, {'optimizer.schedule': 'cosin'})
   with pytest.raises(ConfigError, match='optimizer.schedule'):
     configuration.validate(bad, num_devices=1)
+
+
+def test_reuse_keeps_a_run_that_predates_a_field_and_not_a_changed_one(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top
+  if not quality.FLAGS.is_parsed():
+    quality.FLAGS(['quality.py'])  # The benchmark's defaults (its budget).
+  row = next(r for r in quality.ZOO if r.name == 'dual')
+  config = quality._load_config(row.config)  # pylint: disable=protected-access
+  settings = quality._budget(row, config)  # pylint: disable=protected-access
+  def saved_run(folder, **changes):
+    run = quality.with_settings(config, {**settings, **changes}).to_dict()
+    # Fields added after the run was made: the code's default stands in.
+    del run['init_from'], run['optimizer']['ema_decay']
+    (folder / 'eval').mkdir(parents=True)
+    (folder / 'config.json').write_text(json.dumps(run))
+    (folder / 'eval' / 'metrics.json').write_text(
+        json.dumps({'step': settings['num_train_steps']}))
+    return folder
+  done = quality._already_done  # pylint: disable=protected-access
+  with flagsaver.flagsaver(reuse=True):
+    assert done(saved_run(tmp_path / 'old'), config, settings)
+    assert not done(saved_run(tmp_path / 'seed', seed=1), config, settings)
+  with flagsaver.flagsaver(reuse=False):
+    assert not done(tmp_path / 'old', config, settings)

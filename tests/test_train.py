@@ -236,6 +236,63 @@ def test_restoring_another_architecture_is_a_clear_error(trained_run):
     checkpoints.restore(manager, train.create_train_state(other))
 
 
+def test_init_from_starts_from_a_release_with_a_fresh_optimizer(trained_run,
+                                                                 tmp_path):
+  from mixae_jax import release  # pylint: disable=g-import-not-at-top
+  config, workdir, _ = trained_run
+  release.export(workdir, tmp_path / 'release', dtype='float16')
+  source = checkpoints.restore_model(
+      checkpoints.create_manager(tmp_path / 'release', read_only=True),
+      train.create_train_state(config))
+  fresh = train.create_train_state(config)
+  state = train.init_from(fresh, tmp_path / 'release')
+  assert _trees_equal(state.params, source['params'])
+  assert _trees_equal(state.batch_stats, source['batch_stats'])
+  assert not _trees_equal(state.params, fresh.params)
+  # The optimizer and the step start afresh: a new warm-up and decay.
+  assert int(state.step) == 0
+  assert _trees_equal(state.opt_state, fresh.opt_state)
+
+
+def test_a_run_with_init_from_goes_on_from_the_source_weights(trained_run,
+                                                              tmp_path):
+  config, workdir, _ = trained_run
+  logs = lambda run: [r for r in writers.read_jsonl(run / 'metrics.jsonl')
+                      if r['kind'] == 'train']
+  # A learning rate too small to move the weights: what the run saves is what
+  # it started from.
+  tuned = tiny_config(config.data.dir, num_train_steps=2, log_every_steps=1,
+                      init_from=str(workdir), **{'eval.every_steps': 0,
+                                                 'optimizer.learning_rate': 1e-20})
+  train.train_and_evaluate(tuned, tmp_path / 'tuned')
+  def saved_params(run, cfg):
+    manager = checkpoints.create_manager(run, read_only=True)
+    return checkpoints.restore(manager, train.create_train_state(cfg)).params
+  start, end = saved_params(workdir, config), saved_params(tmp_path / 'tuned', tuned)
+  assert all(jax.tree.leaves(jax.tree.map(
+      lambda a, b: np.allclose(a, b, atol=1e-6), start, end)))
+  assert not _trees_equal(end, train.create_train_state(tuned).params)
+  # A workdir with checkpoints of its own resumes them; init_from is not read
+  # again (here it names a folder that no longer exists).
+  gone = tiny_config(config.data.dir, num_train_steps=3, log_every_steps=1,
+                     init_from=str(tmp_path / 'gone'), **{'eval.every_steps': 0})
+  train.train_and_evaluate(gone, tmp_path / 'tuned')
+  assert [r['step'] for r in logs(tmp_path / 'tuned')] == [1, 2, 3]
+
+
+def test_init_from_a_missing_or_different_model_is_a_clear_error(trained_run,
+                                                                  tmp_path):
+  config, workdir, _ = trained_run
+  with pytest.raises(CheckpointError, match=r"config.init_from='.*nowhere': "
+                     r'.*nowhere/checkpoints does not exist; name a run folder'):
+    train.init_from(train.create_train_state(config), tmp_path / 'nowhere')
+  other = config.copy_and_resolve_references()
+  other.model.widths = (8, 16)
+  with pytest.raises(CheckpointError, match=r'config.init_from=.* cannot start '
+                     r'this model: .*saved by a different model or config'):
+    train.init_from(train.create_train_state(other), workdir)
+
+
 def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
   with pytest.raises(CheckpointError, match='no checkpoints in'):
     train.evaluate_checkpoint(tiny_config(data_dir), tmp_path)
