@@ -226,13 +226,13 @@ _UNET_ONLY = ('model.widths', 'model.norm', 'model.digit_channels',
               'model.head')
 
 
-def _already_done(workdir: pathlib.Path, config,
-                  settings: dict[str, Any]) -> bool:
+def _already_done(workdir: pathlib.Path, config, settings: dict[str, Any],
+                  reuse: bool) -> bool:
   """Whether `workdir` holds this row's run: every field that shapes the
   result (model, loss, optimizer, seed, budget, eval pairs) as the row sets it
   now, a field the run predates counting as the code's default for it."""
   metrics_file = workdir / 'eval' / 'metrics.json'
-  if not (FLAGS.reuse and metrics_file.is_file()):
+  if not (reuse and metrics_file.is_file()):
     return False
   want = with_settings(config, settings)
   saved = configuration.load(workdir)
@@ -254,7 +254,7 @@ def train_row(row: Row, root: pathlib.Path) -> dict[str, Any]:
   command = [sys.executable, str(ROOT / 'launch.py'), f'--config={ROOT / row.config}',
              f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in settings.items()]
   seconds = None
-  if _already_done(workdir, config, settings):
+  if _already_done(workdir, config, settings, FLAGS.reuse):
     print(f'[{row.name}] reusing {workdir}', flush=True)
   else:
     shutil.rmtree(workdir, ignore_errors=True)
