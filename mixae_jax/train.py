@@ -321,6 +321,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   data_sharding = NamedSharding(mesh, P('data'))
   replicated = NamedSharding(mesh, P())
 
+  # Data first: a bad data folder or eval size fails before the workdir gets
+  # a checkpoints folder.
+  datasets = input_pipeline.load_datasets(config.data)
+  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
+                                          config.eval.pairing_seed)
   state = create_train_state(config)
   manager = checkpoints.create_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep)
@@ -338,10 +343,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if not (workdir / configuration.CONFIG_FILE).exists():
     configuration.save(config, workdir)
     config_pending = False
-  # Read after the checkpoints, so that a bad resume or init_from fails fast.
-  datasets = input_pipeline.load_datasets(config.data)
-  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
-                                          config.eval.pairing_seed)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('Model %s: %.2f M parameters; %d device(s).', config.model.name,
                num_params / 1e6, mesh.size)
