@@ -118,7 +118,8 @@ class TorchTrain:
     self.model.train()
     self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
     b = fixed_batch(batch_size)
-    nchw = lambda a: torch.from_numpy(np.asarray(a)).permute(0, 3, 1, 2).contiguous()
+    # np.array copies: a JAX array's host view is read-only, which torch warns of.
+    nchw = lambda a: torch.from_numpy(np.array(a)).permute(0, 3, 1, 2).contiguous()
     self.x, self.digit, self.image = nchw(b.mixture), nchw(b.digit), nchw(b.cifar)
     self.params = sum(p.numel() for p in self.model.parameters())
     self()
