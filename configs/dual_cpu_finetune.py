@@ -1,11 +1,11 @@
-"""Fine-tuning a trained model: a second warm-up and cosine cycle from its weights.
+"""Fine-tuning a trained model: another warm-up and cosine cycle from its weights.
 
   python launch.py --config=configs/dual_cpu_finetune.py --workdir=runs/dual_cpu_finetune
 
 configs/dual_cpu.py's model, loss and batch, started from the weights of
 ``init_from`` (the released model by default) instead of random ones: the
 optimizer, step and learning-rate schedule start afresh, so this is more
-training for a model that already exists, at about 62 steps a minute on 2
+training for a model that already exists, at 55 to 62 steps a minute on 2
 CPU cores. Point ``--config.init_from`` at any run folder or release of the
 same architecture.
 """
@@ -23,10 +23,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Another seed draws other training pairs: seed 0 would replay, step for
   # step, the pairs the release was trained on.
   config.seed = 1
-  # 5,000 more steps (about 80 minutes here). Run twice from the 7,000-step
-  # release (32.67 / 32.68 dB), each time from the previous cycle's export,
-  # it scored 32.95 / 32.96 and then 33.12 / 33.13 dB, SSIM 0.9890 / 0.9587:
-  # the current pretrained/dual (README, "Released model").
+  # 5,000 more steps (80 to 90 minutes here). Run three times from the
+  # 7,000-step release (32.67 / 32.68 dB), each time from the previous
+  # cycle's export, it scored 32.95 / 32.96, 33.12 / 33.13 and then
+  # 33.24 / 33.24 dB, SSIM 0.9893 / 0.9596: the current pretrained/dual
+  # (README, "Released model").
   config.num_train_steps = 5000
   # Half the release's peak: the weights are already trained, and the warm-up
   # should not undo them.
