@@ -297,9 +297,13 @@ def own_objective(name: str, workdir: pathlib.Path) -> dict[str, float]:
                                       np.asarray(pool.images))
     recon, _ = sep(np.asarray(mix.mixture))
     digit, image = np.asarray(mix.digit), np.asarray(mix.cifar)
+    # 'pair_': scored on the one training pair, not on the protocol; the
+    # prefix also keeps them apart from the protocol's digit_psnr in the
+    # summary JSON.
     return {
-        'mixture_psnr': _psnr(recon, mix.mixture),
-        'digit_psnr': _psnr(recon, digit), 'image_psnr': _psnr(recon, image),
+        'pair_mixture_psnr': _psnr(recon, mix.mixture),
+        'pair_digit_psnr': _psnr(recon, digit),
+        'pair_image_psnr': _psnr(recon, image),
         # ORACLE: uses the other original, i.e. the answer.
         'oracle_digit_psnr': _psnr(np.clip(2 * recon - image, 0, 1), digit),
         'oracle_image_psnr': _psnr(np.clip(2 * recon - digit, 0, 1), image),
@@ -370,6 +374,33 @@ def table(results: list[dict[str, Any]]) -> str:
   return '\n'.join(lines)
 
 
+def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+  """The last line's JSON: per row, the protocol scores and its own objective.
+
+  Args:
+    results: rows as ``train_row`` / ``released_row`` return them.
+
+  Returns:
+    ``{row: {'digit_psnr', 'digit_ssim', 'cifar_psnr', 'cifar_ssim', ...}}``,
+    the protocol's four figures plus the row's own-objective figures.
+
+  Raises:
+    ValueError: an own-objective figure has the name of a protocol figure;
+      merged silently, it would replace the protocol score.
+  """
+  out = {}
+  for r in results:
+    scores = {'digit_psnr': r['mnist']['psnr'], 'digit_ssim': r['mnist']['ssim'],
+              'cifar_psnr': r['cifar10']['psnr'],
+              'cifar_ssim': r['cifar10']['ssim']}
+    clash = scores.keys() & r['extra'].keys()
+    if clash:
+      raise ValueError(f'row {r["row"]}: own-objective figures {sorted(clash)} '
+                       'would overwrite the protocol scores; rename them')
+    out[r['row']] = {**scores, **r['extra']}
+  return out
+
+
 def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads.
@@ -396,11 +427,7 @@ def main(argv: list[str]) -> None:
   print(text)
   (root / f'quality_{FLAGS.set}.md').write_text(text + '\n')
   (root / f'quality_{FLAGS.set}.json').write_text(json.dumps(results, indent=1))
-  print(json.dumps({r['row']: {'digit_psnr': r['mnist']['psnr'],
-                               'digit_ssim': r['mnist']['ssim'],
-                               'cifar_psnr': r['cifar10']['psnr'],
-                               'cifar_ssim': r['cifar10']['ssim'],
-                               **r['extra']} for r in results}))
+  print(json.dumps(summary(results)))
 
 
 if __name__ == '__main__':

@@ -60,3 +60,22 @@ def test_reuse_keeps_a_run_that_predates_a_field_and_not_a_changed_one(tmp_path)
   assert not done(saved_run(tmp_path / 'seed', seed=1), config, settings,
                   reuse=True)
   assert not done(tmp_path / 'old', config, settings, reuse=False)
+
+
+def _result(row, digit_psnr, extra):
+  cell = {'psnr': digit_psnr, 'ssim': 0.5, 'mse': 0.01}
+  return {'row': row, 'mnist': cell, 'cifar10': dict(cell, psnr=10.0),
+          'extra': extra}
+
+
+def test_summary_keeps_protocol_scores_apart_from_own_objective():
+  got = quality.summary([_result('single_pair', 9.34,
+                                 {'pair_digit_psnr': 11.48})])
+  assert got['single_pair']['digit_psnr'] == 9.34
+  assert got['single_pair']['pair_digit_psnr'] == 11.48
+  assert got['single_pair']['cifar_psnr'] == 10.0
+
+
+def test_summary_refuses_an_own_objective_that_shadows_a_protocol_score():
+  with pytest.raises(ValueError, match='digit_psnr'):
+    quality.summary([_result('single_pair', 9.34, {'digit_psnr': 11.48})])
