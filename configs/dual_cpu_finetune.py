@@ -5,7 +5,7 @@
 configs/dual_cpu.py's model, loss and batch, started from the weights of
 ``init_from`` (the released model by default) instead of random ones: the
 optimizer, step and learning-rate schedule start afresh, so this is more
-training for a model that already exists, at 55 to 62 steps a minute on 2
+training for a model that already exists, at 55 to 70 steps a minute on 2
 CPU cores. Point ``--config.init_from`` at any run folder or release of the
 same architecture.
 """
@@ -23,11 +23,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Another seed draws other training pairs: seed 0 would replay, step for
   # step, the pairs the release was trained on.
   config.seed = 1
-  # 5,000 more steps (80 to 90 minutes here). Run four times from the
+  # 5,000 more steps (75 to 90 minutes here). Run five times from the
   # 7,000-step release (32.67 / 32.68 dB), each time from the previous
-  # cycle's export, it scored 32.95 / 32.96, 33.12 / 33.13, 33.24 / 33.24
-  # and then 33.32 / 33.32 dB, SSIM 0.9895 / 0.9603: the current
-  # pretrained/dual (README, "Released model").
+  # cycle's export, it scored 32.95 / 32.96, 33.12 / 33.13, 33.24 / 33.24,
+  # 33.32 / 33.32 and then 33.37 / 33.38 dB, SSIM 0.9896 / 0.9608: the
+  # current pretrained/dual (README, "Released model").
   config.num_train_steps = 5000
   # Half the release's peak: the weights are already trained, and the warm-up
   # should not undo them.
