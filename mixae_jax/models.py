@@ -79,6 +79,21 @@ class UpConv2x(nn.Module):
     return y.reshape(n, 2 * h, 2 * wd, cout) + bias
 
 
+def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
+  """2x2 max pooling with stride 2, as ``nn.max_pool(x, (2, 2), (2, 2))``.
+
+  The same function, written as a reshape and a max over the window axes. On
+  XLA:CPU that is a plain reduction, while ``nn.max_pool``'s reduce-window
+  and its gradient (an argmax over an index array as large as the input) run
+  as slow scalar loops (benchmarks/throughput.py). The gradients differ only
+  where a window holds tied maxima: this one shares the gradient among them,
+  ``nn.max_pool`` gives it to one. In the U-Net a tie is a window of ReLU
+  zeros, whose gradient the ReLU stops either way.
+  """
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class Seed004(nn.Module):
   """The reference report's design (`references/004`), reproduced faithfully.
 
@@ -212,7 +227,7 @@ class UNet(nn.Module):
     for features in self.widths[:-1]:
       h = ConvBlock(features, self.norm)(h, train)
       skips.append(h)
-      h = nn.max_pool(h, (2, 2), strides=(2, 2))
+      h = max_pool_2x2(h)
     h = ConvBlock(self.widths[-1], self.norm)(h, train)
     decoder = functools.partial(UNetDecoder, self.widths, norm=self.norm)
     digit = decoder(self.digit_channels, name='digit_decoder')(h, skips, train)

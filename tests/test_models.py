@@ -118,6 +118,19 @@ def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+def test_max_pool_2x2_equals_flax_max_pool():
+  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 5))
+  reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  np.testing.assert_array_equal(models.max_pool_2x2(x), reference(x))
+  # Gradients, as the U-Net uses it: after a ReLU, so that many windows are
+  # all zeros (tied maxima), whose gradient the ReLU stops in both forms.
+  loss = lambda pool: lambda x: jnp.sum(jnp.sin(3.0 * pool(jax.nn.relu(x))))
+  got = jax.grad(loss(models.max_pool_2x2))(x)
+  want = jax.grad(loss(reference))(x)
+  np.testing.assert_array_equal(got, want)
+  assert np.count_nonzero(got) == np.count_nonzero(np.asarray(reference(x)) > 0)
+
+
 def _unet(**fields):
   config = dict(name='unet', widths=(8, 16), norm='group', digit_channels=3)
   return models.create_model(ml_collections.ConfigDict({**config, **fields}))

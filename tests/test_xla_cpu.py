@@ -41,8 +41,8 @@ def test_apply_changes_only_what_it_should():
   assert not xla_cpu.apply(env)  # Idempotent.
 
 
-# Compiles one convolution and one matrix product in a fresh process and
-# reports which of them XLA handed to YNNPACK.
+# Compiles one convolution, one matrix product and one BatchNorm-style sum in
+# a fresh process and reports which of them XLA handed to YNNPACK.
 _PROBE = '''
 import json, os, sys
 import mixae_jax, jax, jax.numpy as jnp
@@ -53,6 +53,7 @@ print(json.dumps({
     'xla_flags': os.environ.get('XLA_FLAGS', ''),
     'conv_ynn': '__ynn' in hlo(conv, jnp.ones((8, 16, 16, 32)), jnp.ones((3, 3, 32, 32))),
     'dot_ynn': '__ynn' in hlo(jnp.dot, jnp.ones((64, 64)), jnp.ones((64, 64))),
+    'sum_ynn': '__ynn' in hlo(lambda x: jnp.sum(x, (0, 1, 2)), jnp.ones((8, 16, 16, 32))),
 }))
 '''
 
@@ -65,7 +66,7 @@ def _probe(**env) -> dict:
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_importing_the_package_takes_convolutions_off_ynnpack():
+def test_importing_the_package_takes_convolutions_off_ynnpack_and_sums_on():
   version = xla_cpu._jaxlib_version()
   if not xla_cpu.SUPPORTED_JAXLIB[0] <= version < xla_cpu.SUPPORTED_JAXLIB[1]:
     pytest.skip(f'jaxlib {version} is outside the versions the flag is set for')
@@ -75,3 +76,6 @@ def test_importing_the_package_takes_convolutions_off_ynnpack():
   tuned = _probe(XLA_FLAGS=None, **{xla_cpu.OPT_OUT_VAR: None})
   assert tuned['xla_flags'] == FLAG
   assert not tuned['conv_ynn'] and tuned['dot_ynn'] == default['dot_ynn']
+  assert tuned['sum_ynn']  # XLA's own reduction loops are ~10x slower.
+  dots_only = _probe(XLA_FLAGS=f'{xla_cpu.YNN_FLAG}=individual_dot')
+  assert not dots_only['sum_ynn']  # So the probe can tell.
