@@ -12,6 +12,9 @@ JAX/PyTorch ratio of medians, model FLOPs per image from XLA's cost analysis
 and the GFLOP/s achieved, plus inference (eval / Separator) throughput.
 The last line is one JSON object for scripts:
 ``{"seed004": {"jax_img_s", "torch_img_s", "ratio", ...}, "unet": {...}}``.
+
+On a machine with a GPU both frameworks run there (``--torch_device``; JAX
+takes its default device); benchmarks/device_check.sh is the one-call GPU run.
 """
 
 import functools
@@ -39,6 +42,8 @@ flags.DEFINE_integer('eval_batch_size', 500, 'Mixtures per inference call.')
 flags.DEFINE_float('seconds', 8.0, 'Length of each timed run.')
 flags.DEFINE_integer('repeats', 3, 'Timed runs per implementation.')
 flags.DEFINE_bool('torch', True, 'Also time PyTorch (needs torch installed).')
+flags.DEFINE_enum('torch_device', 'auto', ['auto', 'cpu', 'cuda'],
+                  "PyTorch's device; 'auto' takes the GPU when PyTorch sees one.")
 
 
 def network_config(name: str):
@@ -111,26 +116,33 @@ class TorchTrain:
     from benchmarks import torch_models  # pylint: disable=g-import-not-at-top
     self.torch = torch
     torch.manual_seed(0)
+    self.device = torch_device(torch)
     model = dual.get_config().model
     self.model = (torch_models.Seed004() if name == 'seed004' else
                   torch_models.UNet(tuple(model.widths), model.digit_channels,
                                     model.head, model.norm))
-    self.model.train()
+    self.model.to(self.device).train()
     self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
     b = fixed_batch(batch_size)
     # np.array copies: a JAX array's host view is read-only, which torch warns of.
-    nchw = lambda a: torch.from_numpy(np.array(a)).permute(0, 3, 1, 2).contiguous()
+    nchw = lambda a: torch.from_numpy(np.array(a)).permute(0, 3, 1, 2).contiguous().to(self.device)
     self.x, self.digit, self.image = nchw(b.mixture), nchw(b.digit), nchw(b.cifar)
     self.params = sum(p.numel() for p in self.model.parameters())
     self()
 
   def __call__(self, sync: bool = False):
-    del sync  # PyTorch on CPU is synchronous.
     self.opt.zero_grad(set_to_none=True)
     d, i = self.model(self.x)
     loss = ((d - self.digit) ** 2).mean() + ((i - self.image) ** 2).mean()
     loss.backward()
     self.opt.step()
+    if sync:
+      self.sync()
+
+  def sync(self):
+    # PyTorch on CPU is synchronous; on a GPU its kernels queue as JAX's do.
+    if self.device.type == 'cuda':
+      self.torch.cuda.synchronize()
 
 
 class TorchInfer(TorchTrain):
@@ -141,6 +153,34 @@ class TorchInfer(TorchTrain):
   def __call__(self, sync: bool = False):
     with self.torch.no_grad():
       self.model(self.x)
+    if sync:
+      self.sync()
+
+
+def torch_device(torch):
+  """The device PyTorch trains on, set up for a like-for-like GPU comparison.
+
+  On a GPU, XLA autotunes its convolutions and, at JAX's default precision,
+  runs float32 matrix products and convolutions in TF32; PyTorch is asked for
+  the same (``cudnn.benchmark``, TF32 products).
+  """
+  name = FLAGS.torch_device
+  if name == 'auto':
+    name = 'cuda' if torch.cuda.is_available() else 'cpu'
+  if name == 'cuda':
+    if not torch.cuda.is_available():
+      raise SystemExit('--torch_device=cuda, but PyTorch sees no GPU; use '
+                       '--torch_device=cpu or auto')
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+  return torch.device(name)
+
+
+def device_name(device) -> str:
+  """'cpu', or e.g. 'gpu (NVIDIA H100 80GB HBM3)'."""
+  kind = device.device_kind
+  return device.platform + (f' ({kind})' if kind != device.platform else '')
 
 
 def summary(rates: list[float]) -> dict[str, float]:
@@ -150,7 +190,7 @@ def summary(rates: list[float]) -> dict[str, float]:
 def main(argv):
   del argv
   print(f'machine: {platform.processor() or platform.machine()}, '
-        f'{os.cpu_count()} cores, jax {jax.__version__} on {jax.devices()[0].platform}'
+        f'{os.cpu_count()} cores, jax {jax.__version__} on {device_name(jax.devices()[0])}'
         f' ({jax.device_count()} device(s)), batch {FLAGS.batch_size}, '
         f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
   results = {}
@@ -159,7 +199,10 @@ def main(argv):
                'jax_infer': JaxInfer(name, FLAGS.eval_batch_size)}
     if FLAGS.torch:
       import torch  # pylint: disable=g-import-not-at-top
-      print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
+      device = torch_device(torch)
+      print(f'torch {torch.__version__} on {device.type}'
+            + (f' ({torch.cuda.get_device_name()})' if device.type == 'cuda'
+               else f', {torch.get_num_threads()} threads'))
       runners['torch'] = TorchTrain(name, FLAGS.batch_size)
       runners['torch_infer'] = TorchInfer(name, FLAGS.eval_batch_size)
       if runners['torch'].params != runners['jax'].params:
