@@ -5,9 +5,10 @@
 configs/dual_cpu.py's model, loss and batch, started from the weights of
 ``init_from`` (the released model by default) instead of random ones: the
 optimizer, step and learning-rate schedule start afresh, so this is more
-training for a model that already exists, at 55 to 70 steps a minute on 2
-CPU cores. Point ``--config.init_from`` at any run folder or release of the
-same architecture.
+training for a model that already exists, at 55 to 70 steps a minute on
+the project's earlier 2-core CPU, about 120 on today's. Point
+``--config.init_from`` at any run folder or release of the same
+architecture.
 """
 
 import ml_collections
@@ -23,12 +24,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Another seed draws other training pairs: seed 0 would replay, step for
   # step, the pairs the release was trained on.
   config.seed = 1
-  # 5,000 more steps (75 to 90 minutes here). Run eight times from the
-  # 7,000-step release (32.67 / 32.68 dB), each time from the previous
-  # cycle's export, it scored 32.95 / 32.96, 33.12 / 33.13, 33.24 / 33.24,
-  # 33.32 / 33.32, 33.37 / 33.38, 33.42 / 33.42, 33.45 / 33.46 and then
-  # 33.48 / 33.48 dB, SSIM 0.9898 / 0.9616: the current pretrained/dual (README,
-  # "Released model").
+  # 5,000 more steps (75 to 90 minutes on the project's earlier CPU, 41 on
+  # today's). Run nine times from the 7,000-step release (32.67 / 32.68 dB),
+  # each time from the previous cycle's export, it scored 32.95 / 32.96,
+  # 33.12 / 33.13, 33.24 / 33.24, 33.32 / 33.32, 33.37 / 33.38, 33.42 /
+  # 33.42, 33.45 / 33.46, 33.48 / 33.48 and then 33.50 / 33.51 dB, SSIM
+  # 0.9898 / 0.9618: the current pretrained/dual (README, "Released model").
   config.num_train_steps = 5000
   # Half the release's peak: the weights are already trained, and the warm-up
   # should not undo them.
