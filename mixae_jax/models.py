@@ -133,15 +133,60 @@ class Seed004(nn.Module):
     return nn.sigmoid(h)
 
 
+class ConcatConv(nn.Module):
+  """A 3x3 'SAME' ``nn.Conv`` over the channel concatenation of its inputs.
+
+  The same function, parameters (``kernel`` [3, 3, sum of in, out] and, with
+  ``use_bias``, ``bias``) and initialisation as
+  ``nn.Conv(features, (3, 3), use_bias=use_bias)(jnp.concatenate(xs, -1))``,
+  but evaluated as one convolution per input, each with its slice of the
+  kernel, summed. XLA:CPU then never builds the concatenation, nor its
+  transposed copy for the weight gradient: the U-Net decoders' first
+  convolutions (upsampled features beside the skip) train faster
+  (README, "Speed").
+  """
+  features: int
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, xs: Sequence[jnp.ndarray]) -> jnp.ndarray:
+    cin = sum(x.shape[-1] for x in xs)
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (3, 3, cin, self.features))
+    y, start = 0.0, 0
+    for x in xs:
+      stop = start + x.shape[-1]
+      y = y + jax.lax.conv_general_dilated(
+          x, kernel[:, :, start:stop].astype(x.dtype), (1, 1), 'SAME',
+          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+      start = stop
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    return y
+
+
 class ConvBlock(nn.Module):
-  """Two 3x3 convolutions, each followed by normalisation and ReLU."""
+  """Two 3x3 convolutions, each followed by normalisation and ReLU.
+
+  ``x`` may be a list of arrays: the block then convolves their channel
+  concatenation (see `ConcatConv`), with the same parameters as if it had
+  been given ``jnp.concatenate(x, -1)``.
+  """
   features: int
   norm: str = 'group'
 
   @nn.compact
-  def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-    for _ in range(2):
-      x = nn.Conv(self.features, (3, 3), use_bias=self.norm == 'none')(x)
+  def __call__(self, x: jnp.ndarray | Sequence[jnp.ndarray],
+               train: bool = False) -> jnp.ndarray:
+    use_bias = self.norm == 'none'
+    for i in range(2):
+      # Named as nn.Conv names itself, so that checkpoints are the same
+      # whichever form the first convolution takes.
+      if i == 0 and isinstance(x, (list, tuple)):
+        x = ConcatConv(self.features, use_bias=use_bias, name='Conv_0')(x)
+      else:
+        x = nn.Conv(self.features, (3, 3), use_bias=use_bias,
+                    name=f'Conv_{i}')(x)
       x = nn.relu(_norm(self.norm, train)(x))
     return x
 
@@ -157,7 +202,7 @@ class UNetDecoder(nn.Module):
                train: bool = False) -> jnp.ndarray:
     for features, skip in zip(reversed(self.widths[:-1]), reversed(skips)):
       h = UpConv2x(features, 2)(h)  # = nn.ConvTranspose(features, (2, 2), (2, 2))
-      h = ConvBlock(features, self.norm)(jnp.concatenate([h, skip], -1), train)
+      h = ConvBlock(features, self.norm)([h, skip], train)
     h = nn.Conv(self.out_channels, (1, 1))(h)
     h = nn.sigmoid(h)
     # A grey digit needs one channel; repeat it so every output is RGB.

@@ -118,6 +118,42 @@ def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize('use_bias', [False, True])
+def test_concat_conv_equals_conv_of_the_concatenation(use_bias):
+  reference = nn.Conv(7, (3, 3), use_bias=use_bias)
+  xs = [jax.random.normal(jax.random.key(i), (2, 8, 8, c))
+        for i, c in enumerate((5, 3))]
+  joined = jnp.concatenate(xs, -1)
+  variables = reference.init(jax.random.key(1), joined)
+  ours = models.ConcatConv(7, use_bias=use_bias)
+  # Same parameters, same initial values: checkpoints are interchangeable.
+  mine = ours.init(jax.random.key(1), xs)
+  assert jax.tree.map(jnp.shape, mine) == jax.tree.map(jnp.shape, variables)
+  for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(variables)):
+    np.testing.assert_array_equal(a, b)
+  variables = jax.tree.map(lambda p: jax.random.normal(jax.random.key(2), p.shape),
+                           variables)
+  np.testing.assert_allclose(ours.apply(variables, xs),
+                             reference.apply(variables, joined),
+                             atol=2e-5, rtol=2e-5)
+  loss_ours = lambda v, xs: jnp.sum(jnp.sin(ours.apply(v, xs)))
+  loss_ref = lambda v, xs: jnp.sum(jnp.sin(reference.apply(v, jnp.concatenate(xs, -1))))
+  g_our = jax.grad(loss_ours, argnums=(0, 1))(variables, xs)
+  g_ref = jax.grad(loss_ref, argnums=(0, 1))(variables, xs)
+  for a, b in zip(jax.tree.leaves(g_our), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_unet_parameter_names_match_a_plain_conv_block():
+  # The decoders' first convolutions are ConcatConvs named like the nn.Conv
+  # they replace, so releases trained before the change still restore.
+  variables, _ = _init(_unet(norm='none'))
+  block = variables['params']['digit_decoder']['ConvBlock_0']
+  assert set(block) == {'Conv_0', 'Conv_1'}
+  assert block['Conv_0']['kernel'].shape == (3, 3, 16, 8)
+  assert set(block['Conv_0']) == {'kernel', 'bias'}
+
+
 def test_max_pool_2x2_equals_flax_max_pool():
   x = jax.random.normal(jax.random.key(0), (3, 8, 8, 5))
   reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
