@@ -7,9 +7,10 @@ The default model and loss unchanged (U-Net with BatchNorm, consistent
 grey-digit head, MSE + 0.2 x (1 - SSIM) per source); the length, batch and
 eval cadence are cut to what a laptop-class CPU trains in under two
 hours, and the peak learning rate raised to 8e-3 for that short run.
-The release eleven back was made by exactly these two commands; the
+The release twelve back was made by exactly these two commands; the
 current pretrained/dual is it, fine-tuned eleven times by
-configs/dual_cpu_finetune.py (README, "Released model").
+configs/dual_cpu_finetune.py and once by configs/dual_cpu_finetune_b128.py
+(README, "Released model").
 """
 
 import ml_collections

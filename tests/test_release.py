@@ -125,17 +125,22 @@ def _flat(tree: dict, prefix: str = '') -> dict:
 
 
 def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
-  # The release is the previous one (configs/dual_cpu.py) fine-tuned by
-  # configs/dual_cpu_finetune.py; the two differ only in the fields the
-  # fine-tuning config sets.
-  from configs import dual_cpu, dual_cpu_finetune  # pylint: disable=g-import-not-at-top
+  # The release is the previous ones (configs/dual_cpu.py, then
+  # configs/dual_cpu_finetune.py cycles) fine-tuned last by
+  # configs/dual_cpu_finetune_b128.py; each config differs from the one it
+  # builds on only in the fields it sets.
+  from configs import dual_cpu, dual_cpu_finetune, dual_cpu_finetune_b128  # pylint: disable=g-import-not-at-top
   repo = pathlib.Path(__file__).resolve().parents[1]
   saved = _flat(json.loads((repo / 'pretrained/dual/config.json').read_text()))
-  recipe = _flat(dual_cpu_finetune.get_config().to_dict())
+  recipe = _flat(dual_cpu_finetune_b128.get_config().to_dict())
+  cycle = _flat(dual_cpu_finetune.get_config().to_dict())
   first = _flat(dual_cpu.get_config().to_dict())
-  for cfg in (saved, recipe, first):
+  for cfg in (saved, recipe, cycle, first):
     cfg.pop('data.dir')  # Each machine's own.
   assert saved == recipe
-  assert {k for k in recipe if recipe[k] != first[k]} == {
+  assert {k for k in recipe if recipe[k] != cycle[k]} == {
+      'batch_size', 'num_train_steps', 'optimizer.warmup_steps',
+      'eval.every_steps'}
+  assert {k for k in cycle if cycle[k] != first[k]} == {
       'init_from', 'seed', 'num_train_steps', 'optimizer.learning_rate',
       'eval.every_steps'}
