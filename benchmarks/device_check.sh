@@ -1,42 +1,167 @@
 #!/usr/bin/env bash
-# The GPU half of the speed comparison, as one short script for a lent GPU.
+# Everything a lent GPU is for, as one call: the GPU speed table and the
+# longest configs/dual.py run that fits.
 #
-#   bash benchmarks/device_check.sh --fetch   # here, with PyPI: wheels into .whl/
-#   bash benchmarks/device_check.sh           # there: throughput at batch 128 and 512
+#   bash benchmarks/device_check.sh --fetch   # here, with PyPI and ../shared
+#   bash benchmarks/device_check.sh [BUDGET_S] [--no_train] [throughput flags]
+#                                             # there, carrying .whl and .device_data
 #
-# The GPU machines (README, "Speed") hold JAX, flax, optax, orbax, chex and
-# PyTorch with CUDA but cannot reach PyPI, and lack two pure-Python packages
-# mixae_jax needs: ml_collections and dm-pix. `--fetch` downloads them into
-# .whl/ (git ignores it); the run carries .whl and installs them under
-# /tmp/site first. It then runs benchmarks/throughput.py (PyTorch on the GPU
-# too) at batch 128, as on the CPU, and at 512, where a GPU is less bound by
-# Python's dispatch, writing each log to $OUT (or /tmp/device_check).
-# Timing: 2 networks x 4 runners x 3 repeats x 5 s = 2 min per batch size,
-# plus compiles. Extra arguments go to both runs and win, e.g. --seconds=3.
-set -euo pipefail
+# `--fetch` saves what the GPU machine lacks and cannot download:
+#   .whl/base/     ml_collections and dm-pix (pure Python; the GPU image has
+#                  JAX, flax, optax, orbax, PyTorch, but not these two);
+#   .whl/pinned/   flax, optax, orbax-checkpoint and chex at this project's
+#                  pinned versions, used only if the image's own fail the smoke
+#                  run below;
+#   .device_data/  ../shared/data with its CIFAR-10 archive xz-compressed
+#                  (55.8 -> 18.2 MB, lossless: the JPEGs' repeated headers go),
+#                  so code, wheels and data fit the 64 MiB a call may carry.
+# Both folders are git-ignored.
+#
+# On the GPU machine, within BUDGET_S seconds (default 570) of its start:
+#   1. installs the wheels under /tmp/site and writes the data with prepare.py;
+#   2. smoke run: 3 steps of a tiny config, checkpoint and eval included; if it
+#      fails with the image's flax/optax/orbax, it retries with the pinned ones;
+#   3. benchmarks/throughput.py at batch 128 (JAX and PyTorch on the GPU, as
+#      on the CPU), log to $OUT/throughput_b128.txt;
+#   4. configs/dual.py, unchanged but for its length where 100,000 steps do
+#      not fit: num_train_steps is the most whole thousands that fit the time
+#      left at the U-Net's measured rate (x1.5 for the SSIM term and the
+#      in-step sampling), eval and checkpoint cadence scaled to it;
+#   5. exports the float16 release (launch.py --mode=export) and packs it, the
+#      run's metrics, eval outputs and figures into $OUT (or /tmp/device_check).
+# Call: run(command="bash benchmarks/device_check.sh", carry=[".whl",
+# ".device_data"], timeout_s=600).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
-WHEELS=(ml_collections==1.1.0 dm_pix==0.4.5)
+WHEELS_BASE=(ml_collections==1.1.0 dm_pix==0.4.5)
+WHEELS_PINNED=(flax==0.12.8 optax==0.2.8 orbax-checkpoint==0.12.8 chex==0.1.92)
 
 if [[ "${1:-}" == "--fetch" ]]; then
-  # The GPU image's Python is 3.12; both wheels are pure Python.
-  python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-    --implementation cp --platform manylinux_2_17_x86_64 -d .whl "${WHEELS[@]}"
+  set -e
+  # The GPU image's Python is 3.12; every wheel here is pure Python.
+  fetch() {
+    python3 -m pip download -q --no-deps --only-binary=:all: \
+      --python-version 3.12 --implementation cp \
+      --platform manylinux_2_17_x86_64 -d "$@"
+  }
+  fetch .whl/base "${WHEELS_BASE[@]}"
+  fetch .whl/pinned "${WHEELS_PINNED[@]}"
+  shared="${SHARED_DATA:-../shared/data}"
+  rm -rf .device_data/data && mkdir -p .device_data/data
+  cp "$shared/prepare.py" .device_data/data/
+  cp -r "$shared/mnist" .device_data/data/
+  chmod -R u+w .device_data/data
+  if [[ ! -f .device_data/cifar10_jpeg.npz.xz ]]; then
+    xz -9 -T2 -c "$shared/cifar10_jpeg.npz" > .device_data/cifar10_jpeg.npz.xz
+  fi
+  du -sh .whl .device_data
   exit 0
 fi
 
+start=$(date +%s)
+budget=570
+train=1
+bench_args=()
+for arg in "$@"; do
+  case "$arg" in
+    [0-9]*) budget="$arg" ;;
+    --no_train) train=0 ;;
+    *) bench_args+=("$arg") ;;
+  esac
+done
+deadline=$((start + budget))
+left() { echo $((deadline - $(date +%s))); }
+
 out="${OUT:-/tmp/device_check}"
 mkdir -p "$out"
-if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-# mixae_jax's XLA settings are for XLA:CPU only (mixae_jax/xla_cpu.py).
+exec > >(tee "$out/log.txt") 2>&1
+echo "device_check: budget ${budget}s"
+
+# mixae_jax's XLA flags are for XLA:CPU only (mixae_jax/xla_cpu.py).
 export MIXAE_XLA_CPU_DEFAULTS=1 PYTHONUNBUFFERED=1
+install_wheels() {  # folder of wheels -> a site dir put first on PYTHONPATH
+  local site="/tmp/site_$(basename "$1")"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target "$site" "$1"/*.whl || return 1
+  export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+}
+versions() {
+  python3 -c 'import jax, flax, optax, orbax.checkpoint as ocp, chex
+print("jax", jax.__version__, jax.devices(), "| flax", flax.__version__,
+      "| optax", optax.__version__, "| orbax", ocp.__version__, "| chex", chex.__version__)'
+}
+[[ -d .whl/base ]] && install_wheels .whl/base
 nvidia-smi -L 2>/dev/null || echo "nvidia-smi: none (no NVIDIA GPU here)"
-python3 -c 'import jax, flax, optax; print("jax", jax.__version__, jax.devices(), "flax", flax.__version__, "optax", optax.__version__)'
-for batch in 128 512; do
-  python3 benchmarks/throughput.py --batch_size="$batch" --seconds=5 "${@}" 2>&1 \
-    | grep -v -e '^W[0-9]' -e '^I[0-9]' | tee "$out/throughput_b$batch.txt"
-done
+versions
+
+# Data: the layout ../shared/data/prepare.py writes, from the carried copy.
+export MIXAE_DATA_DIR=/tmp/mixae_data
+if [[ -f .device_data/cifar10_jpeg.npz.xz ]]; then
+  # Unpacked outside the repo, so that the carried folder stays small.
+  mkdir -p /tmp/shared_data && cp -r .device_data/data/. /tmp/shared_data/
+  python3 -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as f, open(sys.argv[2], "wb") as g:
+    shutil.copyfileobj(f, g, 1 << 24)' \
+    .device_data/cifar10_jpeg.npz.xz /tmp/shared_data/cifar10_jpeg.npz
+  python3 /tmp/shared_data/prepare.py "$MIXAE_DATA_DIR"
+elif [[ -f ../shared/data/prepare.py ]]; then
+  python3 ../shared/data/prepare.py "$MIXAE_DATA_DIR"
+fi
+echo "[$(($(date +%s) - start))s] set-up done"
+
+smoke() {
+  rm -rf /tmp/smoke
+  timeout 180 python3 launch.py --config=configs/quick.py --workdir=/tmp/smoke \
+    --config.num_train_steps=3 --config.batch_size=8 --config.log_every_steps=1 \
+    --config.checkpoint.every_steps=3 --config.eval.every_steps=0 \
+    --config.eval.num_pairs=64 --config.eval.batch_size=32 > /tmp/smoke.log 2>&1
+}
+if ! smoke; then
+  tail -n 15 /tmp/smoke.log
+  echo "smoke run failed with the image's packages; trying the pinned ones"
+  install_wheels .whl/pinned && versions
+  if ! smoke; then
+    tail -n 30 /tmp/smoke.log
+    echo "smoke run failed with the pinned packages too; stopping"
+    exit 1
+  fi
+fi
+echo "[$(($(date +%s) - start))s] smoke run passed"
+
+bench_s=$(( $(left) - 150 )); (( bench_s < 150 )) || bench_s=150
+timeout "$bench_s" python3 benchmarks/throughput.py --batch_size=128 \
+  --seconds=1.5 --repeats=3 "${bench_args[@]}" 2>&1 \
+  | grep -v -e '^W[0-9]' -e '^I[0-9]' | tee "$out/throughput_b128.txt"
+echo "[$(($(date +%s) - start))s] throughput done"
+[[ $train == 1 ]] || exit 0
+
+# The longest dual.py run that fits: 140 s for start-up, compiles, periodic
+# evals and the final 10,000-pair eval, then 30 s for export and packing.
+steps=${STEPS:-}  # STEPS=N fixes the length instead.
+[[ -n "$steps" ]] || steps=$(python3 - "$out/throughput_b128.txt" "$(left)" <<'EOF'
+import json, sys
+rows = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+step_s = 1.5 * 128 / rows['unet']['jax_img_s']
+print(max(1000, min(100_000, int((int(sys.argv[2]) - 140) / step_s) // 1000 * 1000)))
+EOF
+) || steps=10000
+every=$(( steps / 4 / 1000 * 1000 )); (( every >= 1000 )) || every=1000
+ckpt=$(( steps / 10 / 1000 * 1000 )); (( ckpt >= 1000 )) || ckpt=1000
+echo "[$(($(date +%s) - start))s] training configs/dual.py for $steps steps" \
+     "(eval every $every, checkpoint every $ckpt)"
+work=/tmp/runs/dual
+timeout $(( $(left) - 30 )) python3 launch.py --config=configs/dual.py \
+  --workdir="$work" --config.num_train_steps="$steps" \
+  --config.eval.every_steps="$every" --config.checkpoint.every_steps="$ckpt" \
+  2>&1 | grep -v -e '^W[0-9]' | tee "$out/train_log.txt"
+echo "[$(($(date +%s) - start))s] training ended (exit ${PIPESTATUS[0]})"
+
+rm -rf /tmp/release
+if python3 launch.py --mode=export --workdir="$work" --output_dir=/tmp/release; then
+  tar -C /tmp -czf "$out/release.tgz" release
+else  # No export: bring the raw latest checkpoint back in 15 MB parts.
+  tar -C "$work" -cz checkpoints | split -b 15M - "$out/checkpoint.tgz."
+fi
+tar -C "$work" --exclude=checkpoints -czf "$out/run.tgz" .
+echo "[$(($(date +%s) - start))s] done"
