@@ -3,7 +3,7 @@
 # longest configs/dual.py run that fits.
 #
 #   bash benchmarks/device_check.sh --fetch   # here, with PyPI and ../shared
-#   bash benchmarks/device_check.sh [BUDGET_S] [--no_train] [throughput flags]
+#   bash benchmarks/device_check.sh [BUDGET_S] [--no_train] [--no_bench] [throughput flags]
 #                                             # there, carrying .whl and .device_data
 #
 # `--fetch` saves what the GPU machine lacks and cannot download:
@@ -29,6 +29,13 @@
 #      in-step sampling), eval and checkpoint cadence scaled to it;
 #   5. exports the float16 release (launch.py --mode=export) and packs it, the
 #      run's metrics, eval outputs and figures into $OUT (or /tmp/device_check).
+# --no_train stops after step 3; --no_bench skips steps 2 and 3. Environment:
+# STEPS=N fixes step 4's length; TRAIN_CONFIG and TRAIN_ARGS train another
+# config or add --config overrides (the release's second run:
+# STEPS=25000 TRAIN_CONFIG=configs/dual_gpu_finetune.py with
+# TRAIN_ARGS=--config.init_from=<first run's export>); WORKDIR is the run
+# folder (default /tmp/runs/dual). On a machine still warm from a call /tmp
+# survives, and a workdir with checkpoints resumes: give each run its own.
 # Call: run(command="bash benchmarks/device_check.sh", carry=[".whl",
 # ".device_data"], timeout_s=600).
 set -uo pipefail
@@ -62,11 +69,13 @@ fi
 start=$(date +%s)
 budget=570
 train=1
+bench=1
 bench_args=()
 for arg in "$@"; do
   case "$arg" in
     [0-9]*) budget="$arg" ;;
     --no_train) train=0 ;;
+    --no_bench) bench=0 ;;
     *) bench_args+=("$arg") ;;
   esac
 done
@@ -117,11 +126,11 @@ smoke() {
     --config.checkpoint.every_steps=3 --config.eval.every_steps=0 \
     --config.eval.num_pairs=64 --config.eval.batch_size=32 > /tmp/smoke.log 2>&1
 }
-if ! smoke; then
+if (( bench )) && ! smoke; then
   tail -n 15 /tmp/smoke.log
   echo "smoke run failed with the image's packages; trying the pinned ones"
   install_wheels .whl/pinned && versions
-  if ! smoke; then
+  if (( bench )) && ! smoke; then
     tail -n 30 /tmp/smoke.log
     echo "smoke run failed with the pinned packages too; stopping"
     exit 1
@@ -129,11 +138,13 @@ if ! smoke; then
 fi
 echo "[$(($(date +%s) - start))s] smoke run passed"
 
+if (( bench )); then
 bench_s=$(( $(left) - 150 )); (( bench_s < 150 )) || bench_s=150
 timeout "$bench_s" python3 benchmarks/throughput.py --batch_size=128 \
   --seconds=1.5 --repeats=3 "${bench_args[@]}" 2>&1 \
   | grep -v -e '^W[0-9]' -e '^I[0-9]' | tee "$out/throughput_b128.txt"
 echo "[$(($(date +%s) - start))s] throughput done"
+fi
 [[ $train == 1 ]] || exit 0
 
 # The longest dual.py run that fits: 140 s for start-up, compiles, periodic
@@ -148,10 +159,13 @@ EOF
 ) || steps=10000
 every=$(( steps / 4 / 1000 * 1000 )); (( every >= 1000 )) || every=1000
 ckpt=$(( steps / 10 / 1000 * 1000 )); (( ckpt >= 1000 )) || ckpt=1000
-echo "[$(($(date +%s) - start))s] training configs/dual.py for $steps steps" \
+# TRAIN_CONFIG (default configs/dual.py) and TRAIN_ARGS (extra --config
+# overrides, e.g. an init_from) choose another run of the same length rule.
+train_config="${TRAIN_CONFIG:-configs/dual.py}"
+echo "[$(($(date +%s) - start))s] training $train_config ${TRAIN_ARGS:-} for $steps steps" \
      "(eval every $every, checkpoint every $ckpt)"
-work=/tmp/runs/dual
-timeout $(( $(left) - 30 )) python3 launch.py --config=configs/dual.py \
+work="${WORKDIR:-/tmp/runs/dual}"  # A workdir with checkpoints resumes.
+timeout $(( $(left) - 30 )) python3 launch.py --config="$train_config" ${TRAIN_ARGS:-} \
   --workdir="$work" --config.num_train_steps="$steps" \
   --config.eval.every_steps="$every" --config.checkpoint.every_steps="$ckpt" \
   2>&1 | grep -v -e '^W[0-9]' | tee "$out/train_log.txt"
