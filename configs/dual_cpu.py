@@ -1,4 +1,4 @@
-"""The released model's recipe: configs/dual.py for 117 minutes on 2 CPU cores.
+"""The previous release's recipe: configs/dual.py for 117 minutes on 2 CPU cores.
 
   python launch.py --config=configs/dual_cpu.py --workdir=runs/dual_cpu
   python launch.py --mode=export --workdir=runs/dual_cpu --output_dir=pretrained/dual
@@ -7,9 +7,11 @@ The default model and loss unchanged (U-Net with BatchNorm, consistent
 grey-digit head, MSE + 0.2 x (1 - SSIM) per source); the length, batch and
 eval cadence are cut to what a laptop-class CPU trains in under two
 hours, and the peak learning rate raised to 8e-3 for that short run.
-The release twelve back was made by exactly these two commands; the
-current pretrained/dual is it, fine-tuned eleven times by
-configs/dual_cpu_finetune.py and once by configs/dual_cpu_finetune_b128.py
+The release thirteen back was made by exactly these two commands; the
+CPU recipe's last release (33.56 / 33.57 dB, git archive 5cfc741
+pretrained/dual) is it, fine-tuned eleven times by
+configs/dual_cpu_finetune.py and once by configs/dual_cpu_finetune_b128.py.
+The current pretrained/dual comes from a GPU instead: configs/dual_gpu.py
 (README, "Released model").
 """
 

@@ -125,19 +125,38 @@ def _flat(tree: dict, prefix: str = '') -> dict:
 
 
 def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
-  # The release is the previous ones (configs/dual_cpu.py, then
-  # configs/dual_cpu_finetune.py cycles) fine-tuned last by
-  # configs/dual_cpu_finetune_b128.py; each config differs from the one it
-  # builds on only in the fields it sets.
-  from configs import dual_cpu, dual_cpu_finetune, dual_cpu_finetune_b128  # pylint: disable=g-import-not-at-top
+  # The release is configs/dual_gpu.py's run fine-tuned from its float16
+  # export by configs/dual_gpu_finetune.py; each config differs from the one
+  # it builds on only in the fields it sets.
+  from configs import dual, dual_gpu, dual_gpu_finetune  # pylint: disable=g-import-not-at-top
   repo = pathlib.Path(__file__).resolve().parents[1]
   saved = _flat(json.loads((repo / 'pretrained/dual/config.json').read_text()))
+  recipe = _flat(dual_gpu_finetune.get_config().to_dict())
+  first = _flat(dual_gpu.get_config().to_dict())
+  default = _flat(dual.get_config().to_dict())
+  for cfg in (saved, recipe, first, default):
+    cfg.pop('data.dir')  # Each machine's own.
+  # Where the first stage's export lay: the GPU machine's path for it
+  # (benchmarks/device_check.sh's carried folder), the recipe's own here.
+  assert saved.pop('init_from').endswith('release')
+  assert recipe.pop('init_from') == 'runs/dual_gpu_release'
+  assert saved == recipe
+  assert {k for k in recipe if recipe[k] != first[k]} == {
+      'seed', 'num_train_steps', 'optimizer.learning_rate',
+      'optimizer.warmup_steps', 'eval.every_steps',
+      'checkpoint.every_steps', 'log_every_steps'}
+  assert {k for k in first if first[k] != default[k]} == {
+      'num_train_steps', 'eval.every_steps', 'checkpoint.every_steps'}
+
+
+def test_the_cpu_recipe_configs_differ_only_where_they_say():
+  # The previous release's CPU recipe (README, "Released model"): the
+  # configs/dual_cpu.py run, then configs/dual_cpu_finetune.py cycles and a
+  # last configs/dual_cpu_finetune_b128.py one.
+  from configs import dual_cpu, dual_cpu_finetune, dual_cpu_finetune_b128  # pylint: disable=g-import-not-at-top
   recipe = _flat(dual_cpu_finetune_b128.get_config().to_dict())
   cycle = _flat(dual_cpu_finetune.get_config().to_dict())
   first = _flat(dual_cpu.get_config().to_dict())
-  for cfg in (saved, recipe, cycle, first):
-    cfg.pop('data.dir')  # Each machine's own.
-  assert saved == recipe
   assert {k for k in recipe if recipe[k] != cycle[k]} == {
       'batch_size', 'num_train_steps', 'optimizer.warmup_steps',
       'eval.every_steps'}
