@@ -136,7 +136,7 @@ LEVERS += [
         'batchnorm with a constant learning rate after the warm-up, no cosine',
         {**_ADOPTED, 'optimizer.schedule': 'constant'}),
     Row('lr1e-3', 'configs/quick.py',
-        'batchnorm at peak learning rate 1e-3 (configs/dual.py), not 2e-3',
+        'batchnorm at peak learning rate 1e-3 (configs/dual.py\'s until 4e-3), not 2e-3',
         {**_ADOPTED, 'optimizer.learning_rate': 1e-3}),
 ] + [
     Row(f'lr{text}', 'configs/quick.py',

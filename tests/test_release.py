@@ -146,7 +146,9 @@ def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
       'optimizer.warmup_steps', 'eval.every_steps',
       'checkpoint.every_steps', 'log_every_steps'}
   assert {k for k in first if first[k] != default[k]} == {
-      'num_train_steps', 'eval.every_steps', 'checkpoint.every_steps'}
+      'num_train_steps', 'eval.every_steps', 'checkpoint.every_steps',
+      'optimizer.learning_rate'}
+  assert first['optimizer.learning_rate'] == 1e-3
 
 
 def test_the_cpu_recipe_configs_differ_only_where_they_say():
