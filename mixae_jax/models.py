@@ -15,9 +15,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from mixae_jax import conv
 from mixae_jax.errors import ConfigError
 
 NORMS = ('batch', 'group', 'none')
+
+# nn.Conv with `conv.conv_general_dilated`: the same layer, parameters and
+# names (checkpoints are unchanged), whose weight gradient trains faster on
+# XLA:CPU (see mixae_jax/conv.py).
+Conv = functools.partial(nn.Conv, conv_general_dilated=conv.conv_general_dilated)
 
 
 def _norm(kind: str, train: bool, name: str | None = None) -> Callable:
@@ -71,7 +77,7 @@ class UpConv2x(nn.Module):
     # [py, dy, px, dx, in, out] -> [dy, dx, in, (py, px, out)]
     w = padded[taps[:, :, None, None], taps[None, None, :, :]]
     w = w.transpose(1, 3, 4, 0, 2, 5).reshape(window, window, cin, 4 * cout)
-    y = jax.lax.conv_general_dilated(
+    y = conv.conv_general_dilated(
         x, w.astype(x.dtype), (1, 1), ((pad, pad), (pad, pad)),
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     n, h, wd, _ = y.shape
@@ -112,7 +118,7 @@ class Seed004(nn.Module):
     h = x
     for features in (64, 128, 256):
       # padding 1 on each side, as PyTorch's Conv2d(k=4, s=2, p=1): 32->16->8->4.
-      h = nn.Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(h)
+      h = Conv(features, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(h)
       h = _norm('batch', train)(h)
       h = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(h))
     h = h.reshape(h.shape[0], -1)
@@ -156,7 +162,7 @@ class ConcatConv(nn.Module):
     y, start = 0.0, 0
     for x in xs:
       stop = start + x.shape[-1]
-      y = y + jax.lax.conv_general_dilated(
+      y = y + conv.conv_general_dilated(
           x, kernel[:, :, start:stop].astype(x.dtype), (1, 1), 'SAME',
           dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
       start = stop
@@ -185,8 +191,8 @@ class ConvBlock(nn.Module):
       if i == 0 and isinstance(x, (list, tuple)):
         x = ConcatConv(self.features, use_bias=use_bias, name='Conv_0')(x)
       else:
-        x = nn.Conv(self.features, (3, 3), use_bias=use_bias,
-                    name=f'Conv_{i}')(x)
+        x = Conv(self.features, (3, 3), use_bias=use_bias,
+                 name=f'Conv_{i}')(x)
       x = nn.relu(_norm(self.norm, train)(x))
     return x
 
@@ -203,7 +209,7 @@ class UNetDecoder(nn.Module):
     for features, skip in zip(reversed(self.widths[:-1]), reversed(skips)):
       h = UpConv2x(features, 2)(h)  # = nn.ConvTranspose(features, (2, 2), (2, 2))
       h = ConvBlock(features, self.norm)([h, skip], train)
-    h = nn.Conv(self.out_channels, (1, 1))(h)
+    h = Conv(self.out_channels, (1, 1))(h)
     h = nn.sigmoid(h)
     # A grey digit needs one channel; repeat it so every output is RGB.
     return jnp.broadcast_to(h, h.shape[:-1] + (3,)) if h.shape[-1] == 1 else h
