@@ -24,6 +24,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from mixae_jax import configuration
+from mixae_jax import host_memory
 from mixae_jax.errors import ConfigError, MixaeError
 
 MODES = ('train', 'eval', 'separate', 'export')
@@ -208,6 +209,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def launch() -> None:
   """Runs the command line (what ``launch.py`` calls)."""
+  # First: glibc reads the huge-page setting only when a process starts.
+  host_memory.restart_with_huge_pages()
   _show_flags_in_help()
   app.run(main, flags_parser=_parse_flags)
 
