@@ -97,6 +97,12 @@ def get_config() -> ml_collections.ConfigDict:
   # 0.2 gave +0.7 dB PSNR and +0.02 CIFAR SSIM over MSE alone at the quick
   # budget (benchmarks/quality.py --set=levers); 1.0 scored the same PSNR.
   config.loss.ssim_weight = 0.2
+  # The (1 - SSIM) weight of one output alone, in place of ssim_weight
+  # (None: ssim_weight). Both outputs share one error (the consistent head),
+  # so these choose where that error goes: in texture the SSIM hardly sees,
+  # or evenly.
+  config.loss.digit_ssim_weight = ml_collections.config_dict.placeholder(float)
+  config.loss.image_ssim_weight = ml_collections.config_dict.placeholder(float)
 
   config.eval = ml_collections.ConfigDict()
   # Fixed eval pairs drawn from the test splits (see input_pipeline.pairing).

@@ -58,9 +58,11 @@ def validate(config: ml_collections.ConfigDict,
   if not 0.0 <= ema_decay < 1.0:
     raise ConfigError(f'optimizer.ema_decay={ema_decay} must be in [0, 1) '
                       '(0: no moving average; e.g. 0.999)')
-  for key in ('digit_weight', 'image_weight', 'ssim_weight'):
-    if config.loss.get(key, 0.0) < 0:
-      raise ConfigError(f'loss.{key}={config.loss[key]} must be >= 0')
+  for key in ('digit_weight', 'image_weight', 'ssim_weight',
+              'digit_ssim_weight', 'image_ssim_weight'):
+    value = config.loss.get(key)
+    if value is not None and value < 0:
+      raise ConfigError(f'loss.{key}={value} must be >= 0')
   if config.get('task', 'separate') not in TASKS:
     raise ConfigError(f'task={config.task!r} is unknown; use one of {TASKS}')
   train_pairs = config.data.get('train_pairs', 0)

@@ -218,6 +218,38 @@ class UNetDecoder(nn.Module):
 HEADS = ('twin', 'consistent', 'derive')
 
 
+def feasible_digit(mixture: jnp.ndarray, digit: jnp.ndarray) -> jnp.ndarray:
+  """Clips a digit estimate to the values that keep both sources in [0, 1].
+
+  With ``image = 2 * mixture - digit``, both lie in [0, 1] exactly when
+  ``2 * mixture - 1 <= digit <= 2 * mixture`` as well as ``0 <= digit <= 1``;
+  a grey (1-channel) digit must meet that in every channel at once. The true
+  digit of a real mixture always does, so this clip can only bring either
+  source closer to the truth, pixel by pixel and channel by channel, and
+  keeps the estimates' mean equal to the mixture. Where no value fits (an
+  input that is no such mixture: channels more than 0.5 apart), it clips
+  to between the two bounds, where the image's overshoot past [0, 1] is
+  least (a pure red mixture: [0, 1]).
+
+  Args:
+    mixture: [N, H, W, 3] in [0, 1].
+    digit: [N, H, W, 1] (grey) or [N, H, W, 3] estimate.
+
+  Returns:
+    `digit`, clipped; its shape.
+  """
+  grey = digit.shape[-1] == 1
+  lo = 2.0 * mixture - 1.0
+  hi = 2.0 * mixture
+  if grey:
+    lo = jnp.max(lo, axis=-1, keepdims=True)
+    hi = jnp.min(hi, axis=-1, keepdims=True)
+  lo, hi = jnp.maximum(lo, 0.0), jnp.minimum(hi, 1.0)
+  # lo > hi by rounding where the truth pins the digit (an image channel at 0
+  # beside one at 1), or where no value fits; between the two is then best.
+  return jnp.clip(digit, jnp.minimum(lo, hi), jnp.maximum(lo, hi))
+
+
 def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
                image: jnp.ndarray | None, grey_digit: bool = False
                ) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -226,7 +258,7 @@ def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
   Args:
     head: 'twin' returns both decoders' outputs as they are. 'consistent'
       projects them onto the pairs whose mean is the mixture (least squares),
-      then clips to [0, 1]. 'derive' uses only the digit and sets the image
+      then onto those with both sources in [0, 1] (`feasible_digit`). 'derive' uses only the digit and sets the image
       to ``2 * mixture - digit``, clipped to [0, 1].
     mixture: the network's input [N, 32, 32, 3].
     digit: the digit decoder's output.
@@ -243,15 +275,13 @@ def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
     if grey_digit:
       # Minimises 3 (d - digit)^2 + |2 mixture - d - image|^2 over grey d:
       # the mean of the two grey estimates of the digit.
-      # Clipped first (the true digit lies in [0, 1]), so the image, which
-      # shares the digit's error, also gains from the clip.
-      other = jnp.mean(2.0 * mixture - image, axis=-1, keepdims=True)
-      grey = jnp.clip(0.5 * (digit[..., :1] + other), 0.0, 1.0)
-      return (jnp.broadcast_to(grey, mixture.shape),
-              jnp.clip(2.0 * mixture - grey, 0.0, 1.0))
-    residual = mixture - 0.5 * (digit + image)
-    return (jnp.clip(digit + residual, 0.0, 1.0),
-            jnp.clip(image + residual, 0.0, 1.0))
+      d = 0.5 * (digit[..., :1] + jnp.mean(2.0 * mixture - image, axis=-1,
+                                            keepdims=True))
+    else:
+      d = digit + mixture - 0.5 * (digit + image)
+    digit = feasible_digit(mixture, d)
+    return (jnp.broadcast_to(digit, mixture.shape),
+            jnp.clip(2.0 * mixture - digit, 0.0, 1.0))
   if head == 'derive':
     # Clipping can only move an estimate closer to a truth that lies in [0, 1].
     return digit, jnp.clip(2.0 * mixture - digit, 0.0, 1.0)

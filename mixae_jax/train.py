@@ -162,14 +162,15 @@ def task_io(task: str, batch: preprocessing.Mixtures
 
 def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
                digit_weight: float = 1.0, image_weight: float = 1.0,
-               task: str = 'separate', ssim_weight: float = 0.0,
+               task: str = 'separate',
+               ssim_weight: float | tuple[float, float] = 0.0,
                ema_decay: float = 0.0
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Adam step on the weighted loss of the two outputs.
 
-  Each output's loss is ``MSE + ssim_weight * (1 - SSIM)`` (SSIM as in the
-  eval: dm-pix, mean over images); the step's loss is ``digit_weight *``
-  the digit's plus ``image_weight *`` the image's.
+  Each output's loss is ``MSE + w * (1 - SSIM)`` (SSIM as in the eval:
+  dm-pix, mean over images, ``w`` its `ssim_weight`); the step's loss is
+  ``digit_weight *`` the digit's plus ``image_weight *`` the image's.
 
   Pure: the same (state, batch, rng) always gives the same result.
 
@@ -180,14 +181,17 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     digit_weight: weight of the digit output's loss.
     image_weight: weight of the image output's loss.
     task: what the network learns (see `task_io`); 'separate' by default.
-    ssim_weight: weight of the (1 - SSIM) term; 0 leaves it out.
+    ssim_weight: weight of the (1 - SSIM) term, one for both outputs or a
+      (digit, image) pair; 0 for both leaves it out.
     ema_decay: decay of the parameters' moving average (`ema_update`); 0: none.
 
   Returns:
     The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm,
-    and with ssim_weight > 0 also digit_ssim and image_ssim.
+    and with an ssim_weight > 0 also digit_ssim and image_ssim.
   """
   inputs, digit_target, image_target = task_io(task, batch)
+  digit_ssim_weight, image_ssim_weight = (
+      ssim_weight if isinstance(ssim_weight, tuple) else (ssim_weight,) * 2)
 
   def loss_fn(params):
     variables = {'params': params, 'batch_stats': state.batch_stats}
@@ -197,11 +201,12 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     terms = {'digit_mse': jnp.mean(jnp.square(digit - digit_target)),
              'image_mse': jnp.mean(jnp.square(image - image_target))}
     digit_loss, image_loss = terms['digit_mse'], terms['image_mse']
-    if ssim_weight:  # Static: without it, no SSIM is computed at all.
+    # Static: without a weight, no SSIM is computed at all.
+    if digit_ssim_weight or image_ssim_weight:
       terms['digit_ssim'] = jnp.mean(metrics_lib.ssim(digit, digit_target))
       terms['image_ssim'] = jnp.mean(metrics_lib.ssim(image, image_target))
-      digit_loss += ssim_weight * (1.0 - terms['digit_ssim'])
-      image_loss += ssim_weight * (1.0 - terms['image_ssim'])
+      digit_loss += digit_ssim_weight * (1.0 - terms['digit_ssim'])
+      image_loss += image_ssim_weight * (1.0 - terms['image_ssim'])
     loss = digit_weight * digit_loss + image_weight * image_loss
     return loss, (updates, loss, terms)
 
@@ -213,6 +218,19 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
         state.ema_params, new_state.params, new_state.step, ema_decay))
   metrics = {'loss': loss, **terms, 'grad_norm': optax.tree.norm(grads)}
   return new_state, metrics
+
+
+def ssim_weights(config: ml_collections.ConfigDict) -> tuple[float, float]:
+  """The (digit, image) weights of the (1 - SSIM) loss terms.
+
+  ``loss.ssim_weight`` weighs both; ``loss.digit_ssim_weight`` or
+  ``loss.image_ssim_weight``, where a config sets one (not None), replaces
+  it for that output. Configs saved before these keys existed give the same
+  weight to both.
+  """
+  both = float(config.loss.get('ssim_weight', 0.0))
+  return tuple(both if config.loss.get(key) is None else float(config.loss[key])
+               for key in ('digit_ssim_weight', 'image_ssim_weight'))
 
 
 def ema_update(ema: Any, params: Any, step: jax.Array, decay: float) -> Any:
@@ -241,7 +259,8 @@ def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
                        batch_size: int,
                        data_sharding: NamedSharding | None = None,
                        digit_weight: float = 1.0, image_weight: float = 1.0,
-                       task: str = 'separate', ssim_weight: float = 0.0,
+                       task: str = 'separate',
+                       ssim_weight: float | tuple[float, float] = 0.0,
                        ema_decay: float = 0.0
                        ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Draws a fresh batch from the device-resident pool and takes a step.
@@ -358,7 +377,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       digit_weight=float(config.loss.digit_weight),
       image_weight=float(config.loss.image_weight),
       task=config.get('task', 'separate'),
-      ssim_weight=float(config.loss.get('ssim_weight', 0.0)),
+      ssim_weight=ssim_weights(config),
       ema_decay=float(config.optimizer.get('ema_decay', 0.0)))
   schedule = make_schedule(config)
   eval_fn = functools.partial(

@@ -188,13 +188,15 @@ def test_grey_consistent_head_keeps_the_digit_grey_and_averages_its_estimates():
   x = 0.25 + 0.5 * x
   digit, image = model.apply(variables, x)
   np.testing.assert_array_equal(digit[..., 0], digit[..., 2])
-  inside = (image > 0) & (image < 1)  # Where clipping did not act.
-  assert inside.mean() > 0.5
-  np.testing.assert_allclose(((digit + image) / 2)[inside], x[inside], atol=1e-6)
-  # The digit is the mean of the decoder's grey digit and 2m - image's grey.
+  # A real mixture's estimates average to it exactly, clipped or not.
+  np.testing.assert_allclose((digit + image) / 2, x, atol=1e-6)
+  # The digit is the mean of the decoder's grey digit and 2m - image's grey,
+  # clipped to where both sources stay in [0, 1].
   twin_digit, twin_image = _unet(digit_channels=1).apply(variables, x)
+  lowest = np.maximum(0, np.max(2 * x - 1, -1, keepdims=True))
+  highest = np.minimum(1, np.min(2 * x, -1, keepdims=True))
   expected = np.clip(0.5 * (twin_digit[..., :1] + jnp.mean(
-      2 * x - twin_image, -1, keepdims=True)), 0, 1)
+      2 * x - twin_image, -1, keepdims=True)), lowest, highest)
   np.testing.assert_allclose(digit, np.broadcast_to(expected, x.shape),
                              atol=1e-6)
   np.testing.assert_allclose(image, np.clip(2 * x - digit, 0, 1), atol=1e-6)
@@ -239,3 +241,58 @@ def test_reference_autoencoders_shapes_and_parameter_counts():
   assert _count(variables['params']) == (
       conv(3, 1, 16) + conv(3, 16, 32) + conv(3, 32, 64)          # 64-d code
       + conv(4, 64, 32) + conv(4, 32, 16) + conv(4, 16, 8) + conv(4, 8, 1))
+
+
+def _old_grey_head(mixture, digit, image):
+  """The consistent grey head before `feasible_digit`: clipped to [0, 1] only."""
+  grey = np.clip(0.5 * (digit[..., :1] + np.mean(2 * mixture - image, -1,
+                                                  keepdims=True)), 0, 1)
+  return np.broadcast_to(grey, mixture.shape), np.clip(2 * mixture - grey, 0, 1)
+
+
+@pytest.mark.parametrize('grey_digit', [True, False])
+def test_feasible_head_brings_both_sources_closer_to_the_truth(grey_digit):
+  rng = np.random.default_rng(0)
+  shape = (64, 8, 8)
+  # Real mixtures, with the saturated pixels real images have.
+  truth_digit = np.clip(rng.uniform(-0.5, 1.5, shape + (1,)), 0, 1)
+  truth_digit = np.broadcast_to(truth_digit, shape + (3,))
+  truth_image = np.clip(rng.uniform(-0.5, 1.5, shape + (3,)), 0, 1)
+  mixture = ((truth_digit + truth_image) / 2).astype(np.float32)
+  # Decoder outputs: the truth plus large errors.
+  digit = truth_digit[..., :1 if grey_digit else 3] + rng.normal(
+      0, 0.3, shape + (1 if grey_digit else 3,))
+  image = truth_image + rng.normal(0, 0.3, shape + (3,))
+  new_digit, new_image = models.apply_head(
+      'consistent', mixture, digit.astype(np.float32),
+      image.astype(np.float32), grey_digit=grey_digit)
+  new_digit, new_image = np.asarray(new_digit), np.asarray(new_image)
+  np.testing.assert_allclose((new_digit + new_image) / 2, mixture, atol=1e-6)
+  assert new_digit.min() >= 0 and new_digit.max() <= 1
+  assert new_image.min() >= 0 and new_image.max() <= 1
+  if grey_digit:
+    old_digit, old_image = _old_grey_head(mixture, digit, image)
+  else:
+    residual = mixture - (digit + image) / 2
+    old_digit = np.clip(digit + residual, 0, 1)
+    old_image = np.clip(image + residual, 0, 1)
+  for new, old, truth in ((new_digit, old_digit, truth_digit),
+                          (new_image, old_image, truth_image)):
+    new_error, old_error = np.abs(new - truth), np.abs(old - truth)
+    # Never further from the truth, pixel by pixel, channel by channel...
+    assert np.all(new_error <= old_error + 1e-6)
+    # ...and nearer where the [0, 1] clip alone left an impossible pair.
+    assert np.mean(new_error) < 0.95 * np.mean(old_error)
+
+
+def test_feasible_head_on_an_input_that_is_no_mixture():
+  # Pure red: no grey digit keeps 2 * mixture - digit in [0, 1] everywhere.
+  mixture = jnp.zeros((1, 4, 4, 3)).at[..., 0].set(1.0)
+  digit = jnp.full((1, 4, 4, 1), 0.3)
+  image = jnp.full((1, 4, 4, 3), 0.5)
+  out_digit, out_image = models.apply_head('consistent', mixture, digit, image,
+                                           grey_digit=True)
+  expected_digit, expected_image = _old_grey_head(
+      np.asarray(mixture), np.asarray(digit), np.asarray(image))
+  np.testing.assert_allclose(out_digit, expected_digit, atol=1e-6)
+  np.testing.assert_allclose(out_image, expected_image, atol=1e-6)

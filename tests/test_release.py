@@ -140,6 +140,9 @@ def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
   # (benchmarks/device_check.sh's carried folder), the recipe's own here.
   assert saved.pop('init_from').endswith('release')
   assert recipe.pop('init_from') == 'runs/dual_gpu_release'
+  # Keys added since, whose default (None) keeps the loss the release had.
+  for key in ('loss.digit_ssim_weight', 'loss.image_ssim_weight'):
+    assert recipe.pop(key) is None and key not in saved
   assert saved == recipe
   assert {k for k in recipe if recipe[k] != first[k]} == {
       'seed', 'num_train_steps', 'optimizer.learning_rate',

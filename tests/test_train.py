@@ -63,6 +63,21 @@ def test_ssim_term_is_in_the_loss_and_raises_ssim(data_dir):
   assert 'digit_ssim' not in plain
 
 
+def test_ssim_weight_per_output(data_dir):
+  state, batch = _one_batch_to_overfit(data_dir)
+  step = jax.jit(functools.partial(train.train_step, ssim_weight=(0.0, 1.0)))
+  _, m = step(state, batch, jax.random.key(0))
+  m = {k: float(v) for k, v in m.items()}
+  assert m['loss'] == pytest.approx(
+      m['digit_mse'] + m['image_mse'] + 1.0 * (1 - m['image_ssim']), rel=1e-5)
+  # From a config: None takes loss.ssim_weight; a value replaces it.
+  config = tiny_config(data_dir, **{'loss.ssim_weight': 0.2})
+  assert train.ssim_weights(config) == (0.2, 0.2)
+  config = tiny_config(data_dir, **{'loss.ssim_weight': 0.2,
+                                    'loss.image_ssim_weight': 1.0})
+  assert train.ssim_weights(config) == (0.2, 1.0)
+
+
 def test_ema_tracks_the_parameters_with_a_ramped_decay(data_dir):
   state, batch = _one_batch_to_overfit(data_dir)
   assert state.ema_params == {}  # Off in the default config: nothing kept.
@@ -307,6 +322,7 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('task', 'denoise', "task='denoise' is unknown; use one of"),
     ('data.train_pairs', -1, 'data.train_pairs=-1 must be an integer >= 0'),
     ('loss.ssim_weight', -0.1, 'loss.ssim_weight=-0.1 must be >= 0'),
+    ('loss.image_ssim_weight', -1.0, 'loss.image_ssim_weight=-1.0 must be >= 0'),
     ('optimizer.ema_decay', 1.0, r'optimizer.ema_decay=1.0 must be in \[0, 1\)'),
 ])
 def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
