@@ -125,7 +125,8 @@ class TorchTrain:
     model = dual.get_config().model
     self.model = (torch_models.Seed004() if name == 'seed004' else
                   torch_models.UNet(tuple(model.widths), model.digit_channels,
-                                    model.head, model.norm))
+                                    model.head, model.norm,
+                                    model.digit_resized_from))
     self.model.to(self.device).train()
     self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
     b = fixed_batch(batch_size)

@@ -85,11 +85,19 @@ class UNet(nn.Module):
 
   def __init__(self, widths: Sequence[int] = (32, 64, 128, 256),
                digit_channels: int = 1, head: str = 'consistent',
-               norm: str = 'batch'):
+               norm: str = 'batch', digit_resized_from: int = 28,
+               projection_rounds: int = 3):
     super().__init__()
     if head not in ('twin', 'consistent'):
       raise ValueError(f'head {head!r}: only twin and consistent are built here')
     self.head = head
+    self.rounds = projection_rounds if digit_resized_from else 0
+    if digit_resized_from:
+      # mixae_jax.models.upsampling_projector, computed the same way.
+      a = torch.nn.functional.interpolate(
+          torch.eye(digit_resized_from, dtype=torch.float64)[None],
+          size=32, mode='linear', align_corners=False)[0].T
+      self.register_buffer('q', (a @ torch.linalg.pinv(a)).float())
     self.encoders = nn.ModuleList()
     cin = 3
     for features in widths[:-1]:
@@ -110,9 +118,21 @@ class UNet(nn.Module):
     grey = digit.shape[1] == 1
     if self.head == 'twin':
       return digit.expand(-1, 3, -1, -1) if grey else digit, image
-    if grey:  # mixae_jax.models.apply_head, NCHW.
-      other = (2 * x - image).mean(1, keepdim=True)
-      d = torch.clamp(0.5 * (digit + other), 0, 1)
-      return d.expand(-1, 3, -1, -1), torch.clamp(2 * x - d, 0, 1)
-    residual = x - 0.5 * (digit + image)
-    return torch.clamp(digit + residual, 0, 1), torch.clamp(image + residual, 0, 1)
+    # mixae_jax.models.apply_head and project_digit, NCHW.
+    if grey:
+      d = 0.5 * (digit + (2 * x - image).mean(1, keepdim=True))
+    else:
+      d = digit + x - 0.5 * (digit + image)
+    d = self._feasible(x, d)
+    for _ in range(self.rounds):
+      d = self._feasible(x, self.q @ d @ self.q.T)
+    return d.expand(-1, 3, -1, -1), torch.clamp(2 * x - d, 0, 1)
+
+  @staticmethod
+  def _feasible(x, d):
+    lo, hi = 2 * x - 1, 2 * x
+    if d.shape[1] == 1:
+      lo, hi = lo.amax(1, keepdim=True), hi.amin(1, keepdim=True)
+    lo, hi = lo.clamp(min=0), hi.clamp(max=1)
+    return torch.minimum(torch.maximum(d, torch.minimum(lo, hi)),
+                         torch.maximum(lo, hi))

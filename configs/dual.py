@@ -45,6 +45,12 @@ def get_config() -> ml_collections.ConfigDict:
   # image = 2 * mixture - digit). U-Net only. benchmarks/quality.py
   # --set=levers measures each.
   config.model.head = 'consistent'
+  # The 'consistent' head's knowledge of the digit: it was upsampled from
+  # this size (28: MNIST, as data preprocessing does), so the head projects
+  # the estimate onto such images (models.project_digit: never further from
+  # the truth; +0.08 dB on pretrained/dual, benchmarks/head_projections.py).
+  # 0: not known (a digit drawn at 32x32).
+  config.model.digit_resized_from = 28
 
   config.data = ml_collections.ConfigDict()
   # 'auto' (local folder if complete, else tfds), 'local' or 'tfds'.

@@ -9,8 +9,8 @@ float16 export of configs/dual_gpu.py's run, 25,000 steps of 128 (3.2 M
 mixtures): 2 min 41 s of training on one H200 (a median 22,700 img/s), 3 min
 16 s for the whole launch. 33.63 / 33.64 -> 34.01 / 34.01 dB, SSIM 0.9903 / 0.9629 ->
 0.9910 / 0.9656: the current pretrained/dual (README, "Released model"),
-which the consistent head's feasible clip (models.feasible_digit), added
-since, scores at 34.02 / 34.02 dB, SSIM 0.9910 / 0.9657.
+which the consistent head's projections (models.project_digit), added
+since, score at 34.10 / 34.10 dB, SSIM 0.9910 / 0.9663.
 """
 
 import ml_collections

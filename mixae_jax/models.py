@@ -217,6 +217,66 @@ class UNetDecoder(nn.Module):
 
 HEADS = ('twin', 'consistent', 'derive')
 
+# Rounds of alternating projections in the consistent head when the digit is
+# known to be upsampled (`project_digit`): the first round does most of it.
+PROJECTION_ROUNDS = 3
+
+
+@functools.lru_cache(maxsize=None)
+def upsampling_projector(size_from: int, size_to: int) -> np.ndarray:
+  """The orthogonal projector onto 1-D signals upsampled from ``size_from``.
+
+  Bilinear upsampling from ``size_from`` to ``size_to`` samples (as
+  `preprocessing.digits_to_rgb32` does to MNIST) is a linear map ``A``
+  (``size_to`` x ``size_from``, full column rank); ``Q = A A^+`` keeps what
+  lies in its range and removes the rest. Images upsampled along both axes
+  are exactly the fixed points of ``X -> Q X Q``.
+
+  Returns:
+    float32 [size_to, size_to], symmetric.
+  """
+  with jax.ensure_compile_time_eval():  # A constant, even under jit.
+    a = np.asarray(jax.image.resize(jnp.eye(size_from, dtype=jnp.float32),
+                                    (size_to, size_from), 'bilinear'),
+                   np.float64)
+  return (a @ np.linalg.pinv(a)).astype(np.float32)
+
+
+def project_digit(mixture: jnp.ndarray, digit: jnp.ndarray,
+                  resized_from: int, rounds: int = PROJECTION_ROUNDS
+                  ) -> jnp.ndarray:
+  """Moves a digit estimate into the set the true digit is known to lie in.
+
+  The true digit is an image of ``resized_from`` x ``resized_from`` pixels
+  upsampled to 32 x 32 (the task's definition, `preprocessing`), so it lies
+  in the range of that upsampling; and with the image it must keep both
+  sources in [0, 1] (`feasible_digit`). Both sets are convex and hold the
+  truth, so projecting onto each in turn (the clip first and last, the
+  upsampling's range ``rounds`` times between) never moves the estimate
+  further from the truth, image by image in the sum of squares.
+
+  Args:
+    mixture: [N, H, W, 3] in [0, 1].
+    digit: [N, H, W, 1] (grey) or [N, H, W, 3] estimate.
+    resized_from: the digit's size before upsampling; 0: no such knowledge
+      (only `feasible_digit`).
+    rounds: rounds of the two projections.
+
+  Returns:
+    The projected digit; its shape.
+  """
+  # The clip first: from a start in [0, 1] every later step can only gain.
+  digit = feasible_digit(mixture, digit)
+  if not resized_from:
+    return digit
+  q = jnp.asarray(upsampling_projector(resized_from, digit.shape[1]))
+  for _ in range(rounds):
+    # Full float32 precision: on a GPU the default may round to TF32.
+    digit = jnp.einsum('ij,njkc,lk->nilc', q, digit, q,
+                       precision=jax.lax.Precision.HIGHEST)
+    digit = feasible_digit(mixture, digit)
+  return digit
+
 
 def feasible_digit(mixture: jnp.ndarray, digit: jnp.ndarray) -> jnp.ndarray:
   """Clips a digit estimate to the values that keep both sources in [0, 1].
@@ -251,20 +311,25 @@ def feasible_digit(mixture: jnp.ndarray, digit: jnp.ndarray) -> jnp.ndarray:
 
 
 def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
-               image: jnp.ndarray | None, grey_digit: bool = False
+               image: jnp.ndarray | None, grey_digit: bool = False,
+               digit_resized_from: int = 0
                ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Turns decoder outputs into the (digit, image) estimates.
 
   Args:
     head: 'twin' returns both decoders' outputs as they are. 'consistent'
       projects them onto the pairs whose mean is the mixture (least squares),
-      then onto those with both sources in [0, 1] (`feasible_digit`). 'derive' uses only the digit and sets the image
+      then onto those with both sources in [0, 1] and, with
+      `digit_resized_from`, a digit upsampled from that size
+      (`project_digit`). 'derive' uses only the digit and sets the image
       to ``2 * mixture - digit``, clipped to [0, 1].
     mixture: the network's input [N, 32, 32, 3].
     digit: the digit decoder's output.
     image: the image decoder's output (None for 'derive').
     grey_digit: the digit decoder predicts one grey channel; 'consistent'
       then also keeps the digit grey, which the true digit always is.
+    digit_resized_from: for 'consistent': the true digit was upsampled from
+      this size (28 for MNIST); 0: not known.
 
   Returns:
     (digit, image), both [N, 32, 32, 3] in [0, 1].
@@ -279,7 +344,7 @@ def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
                                             keepdims=True))
     else:
       d = digit + mixture - 0.5 * (digit + image)
-    digit = feasible_digit(mixture, d)
+    digit = project_digit(mixture, d, digit_resized_from)
     return (jnp.broadcast_to(digit, mixture.shape),
             jnp.clip(2.0 * mixture - digit, 0.0, 1.0))
   if head == 'derive':
@@ -293,13 +358,15 @@ class UNet(nn.Module):
 
   ``widths`` gives the channels per resolution level (32x32, 16x16, ...); the
   last entry is the bottleneck. ``digit_channels=1`` predicts a grey digit
-  and repeats it to RGB. ``head`` combines the decoders (see `apply_head`);
-  with 'derive' there is no image decoder at all.
+  and repeats it to RGB. ``head`` combines the decoders (see `apply_head`,
+  which ``digit_resized_from`` is passed to); with 'derive' there is no
+  image decoder at all.
   """
   widths: Sequence[int] = (32, 64, 128)
   norm: str = 'group'
   digit_channels: int = 3
   head: str = 'twin'
+  digit_resized_from: int = 0
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False):
@@ -315,7 +382,8 @@ class UNet(nn.Module):
     image = (None if self.head == 'derive' else
              decoder(3, name='image_decoder')(h, skips, train))
     return apply_head(self.head, x, digit, image,
-                      grey_digit=self.digit_channels == 1)
+                      grey_digit=self.digit_channels == 1,
+                      digit_resized_from=self.digit_resized_from)
 
 
 class MixtureAE(nn.Module):
@@ -407,7 +475,14 @@ def create_model(model_config: ml_collections.ConfigDict) -> nn.Module:
     head = model_config.get('head', 'twin')
     if head not in HEADS:
       raise ConfigError(f'model.head={head!r} is unknown; use one of {HEADS}')
+    # Runs saved before it existed knew no such prior.
+    resized_from = model_config.get('digit_resized_from', 0)
+    if (isinstance(resized_from, bool) or not isinstance(resized_from, int)
+        or not 0 <= resized_from < 32):
+      raise ConfigError(f'model.digit_resized_from={resized_from!r} must be '
+                        'the size the digits were upsampled from (28 for '
+                        'MNIST), or 0 if not known')
     return UNet(widths=widths, norm=model_config.norm,
                 digit_channels=model_config.digit_channels,
-                head=head)
+                head=head, digit_resized_from=resized_from)
   raise ConfigError(f'model.name={name!r} is unknown; use one of {MODELS}')

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mixae_jax import models
+from mixae_jax import preprocessing
 from mixae_jax.errors import ConfigError
 
 
@@ -296,3 +297,55 @@ def test_feasible_head_on_an_input_that_is_no_mixture():
       np.asarray(mixture), np.asarray(digit), np.asarray(image))
   np.testing.assert_allclose(out_digit, expected_digit, atol=1e-6)
   np.testing.assert_allclose(out_image, expected_image, atol=1e-6)
+
+
+def test_upsampling_projector_keeps_exactly_the_upsampled_digits():
+  q = models.upsampling_projector(28, 32)
+  np.testing.assert_allclose(q, q.T, atol=1e-6)
+  np.testing.assert_allclose(q @ q, q, atol=1e-5)
+  assert round(float(np.trace(q))) == 28  # Rank 28 of 32.
+  digits = np.random.default_rng(0).integers(0, 256, (4, 28, 28), np.uint8)
+  upsampled = np.asarray(preprocessing.digits_to_rgb32(digits))[..., 0]
+  np.testing.assert_allclose(np.einsum('ij,njk,lk->nil', q, upsampled, q),
+                             upsampled, atol=2e-5)
+  # A 32x32 pattern that is no upsampled 28x28 image loses a part.
+  checker = np.indices((32, 32)).sum(0) % 2.0
+  assert np.abs(q @ checker @ q - checker).max() > 0.1
+
+
+def test_projecting_onto_upsampled_digits_never_moves_away_from_the_truth():
+  rng = np.random.default_rng(1)
+  digits = rng.integers(0, 256, (32, 28, 28), np.uint8)
+  digits[rng.uniform(size=digits.shape) < 0.7] = 0  # MNIST is mostly black.
+  images = rng.integers(0, 256, (32, 32, 32, 3), np.uint8)
+  images[rng.uniform(size=images.shape) < 0.2] = 255  # Saturated channels.
+  mix = preprocessing.make_mixtures(digits, images)
+  truth = np.asarray(mix.digit[..., :1])
+  estimate = truth + rng.normal(0, 0.1, truth.shape).astype(np.float32)
+  clipped = np.asarray(models.project_digit(mix.mixture, estimate, 0))
+  projected = np.asarray(models.project_digit(mix.mixture, estimate, 28))
+  error = lambda x: np.sum((x - truth) ** 2, axis=(1, 2, 3))
+  assert np.all(error(projected) <= error(clipped) * (1 + 1e-5))
+  # White noise keeps about 28^2 / 32^2 of its energy in the range (and the
+  # clips take some of that): about 0.73 here.
+  assert np.mean(error(projected)) < 0.85 * np.mean(error(clipped))
+  # Still a valid pair: both sources in [0, 1], averaging to the mixture.
+  image = 2 * np.asarray(mix.mixture) - projected
+  assert projected.min() >= 0 and projected.max() <= 1
+  assert image.min() >= -1e-6 and image.max() <= 1 + 1e-6
+
+
+@pytest.mark.parametrize('value', [32, -1, True, 28.0])
+def test_bad_digit_resized_from_is_a_config_error(value):
+  with pytest.raises(ConfigError, match='model.digit_resized_from='):
+    _unet(head='consistent', digit_channels=1, digit_resized_from=value)
+
+
+def test_unet_head_uses_the_upsampling_prior():
+  model = _unet(head='consistent', digit_channels=1, digit_resized_from=28)
+  variables, x = _init(model)
+  digit, image = model.apply(variables, x)
+  plain_digit, _ = _unet(head='consistent', digit_channels=1).apply(variables, x)
+  np.testing.assert_allclose(digit, models.project_digit(x, plain_digit[..., :1], 28)
+                             .repeat(3, -1), atol=1e-5)
+  assert np.abs(np.asarray(digit) - np.asarray(plain_digit)).max() > 1e-3

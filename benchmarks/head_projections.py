@@ -1,0 +1,122 @@
+"""What the consistent head's projections add to a trained separator.
+
+  python benchmarks/head_projections.py                  # pretrained/dual, ~1 min
+  python benchmarks/head_projections.py --workdir=runs/dual --num_pairs=10000
+
+(A released model's data folder is this machine's: MIXAE_DATA_DIR, as for
+``launch.py --mode=eval``.)
+
+The consistent head averages the decoders' two estimates of the grey digit
+and takes the image as ``2 * mixture - digit``; then it projects the digit
+onto sets the true digit is known to lie in (`models.project_digit`). This
+scores the same decoder outputs, on the first ``--num_pairs`` fixed eval
+pairs, under each form of that last step:
+
+  * clip to [0, 1] only (the head before `models.feasible_digit`);
+  * the feasible clip: the digit values that keep both sources in [0, 1];
+  * with it, the projection onto digits upsampled from 28 x 28, alternated
+    with the clip for 1 to 10 rounds (``model.digit_resized_from=28``).
+
+It also counts the images whose digit ended further from the truth than
+under the first form (the theory says none, for the sum of squares). Prints
+one table row per form; the last line is one JSON object.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mixae_jax import Separator  # pylint: disable=wrong-import-position
+from mixae_jax import input_pipeline  # pylint: disable=wrong-import-position
+from mixae_jax import metrics  # pylint: disable=wrong-import-position
+from mixae_jax import models  # pylint: disable=wrong-import-position
+from mixae_jax import preprocessing  # pylint: disable=wrong-import-position
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', 'pretrained/dual',
+                    'A run folder or released model with the consistent grey head.')
+flags.DEFINE_integer('num_pairs', 2000, 'First fixed eval pairs to score.')
+flags.DEFINE_integer('batch_size', 250, 'Pairs per step.')
+
+ROUNDS = (1, 2, 3, 5, 10)
+
+
+def clip_only(mixture, digit):
+  """The grey digit clipped to [0, 1], as the head did before the feasible clip."""
+  del mixture
+  return jnp.clip(digit, 0.0, 1.0)
+
+
+FORMS = {'clip to [0, 1] only': clip_only,
+         'feasible clip': lambda m, d: models.project_digit(m, d, 0)} | {
+             f'+ upsampled from 28, {k} round{"s" * (k > 1)}':
+             (lambda m, d, k=k: models.project_digit(m, d, 28, rounds=k))
+             for k in ROUNDS}
+
+
+def main(argv):
+  del argv
+  separator = Separator.restore(FLAGS.workdir)
+  state, config = separator.state, separator.config
+  if not (config.model.name == 'unet' and config.model.head == 'consistent'
+          and config.model.digit_channels == 1):
+    raise app.UsageError(f'{FLAGS.workdir} is no U-Net with the consistent '
+                         'grey head (model.head=consistent, digit_channels=1)')
+  # The same parameters with the twin head: the decoders' raw outputs.
+  raw_config = ml_collections.ConfigDict(config.model.to_dict())
+  raw_config.head = 'twin'
+  raw_model = models.create_model(raw_config)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  datasets = input_pipeline.load_datasets(config.data, with_train=False)
+  eval_set = input_pipeline.make_eval_set(datasets, FLAGS.num_pairs,
+                                          config.eval.pairing_seed)
+
+  @jax.jit
+  def scores(digits, images):
+    mix = preprocessing.make_mixtures(digits, images)
+    digit, image = raw_model.apply(variables, mix.mixture, train=False)
+    # The consistent grey head's least-squares digit, before any clip.
+    grey = 0.5 * (digit[..., :1] + jnp.mean(2.0 * mix.mixture - image, -1,
+                                             keepdims=True))
+    out = {}
+    for name, form in FORMS.items():
+      d = jnp.broadcast_to(form(mix.mixture, grey), mix.mixture.shape)
+      out[name] = {'mnist': metrics.per_image(d, mix.digit),
+                   'cifar10': metrics.per_image(
+                       jnp.clip(2.0 * mix.mixture - d, 0.0, 1.0), mix.cifar)}
+    return out
+
+  start = time.perf_counter()
+  chunks = [scores(eval_set.digits[i:i + FLAGS.batch_size],
+                   eval_set.images[i:i + FLAGS.batch_size])
+            for i in range(0, FLAGS.num_pairs, FLAGS.batch_size)]
+  per_image = jax.tree.map(lambda *xs: np.concatenate(xs),
+                           *jax.device_get(chunks))
+  print(f'{FLAGS.workdir}, first {FLAGS.num_pairs} eval pairs '
+        f'({time.perf_counter() - start:.0f} s)')
+  print('| last step of the head | digit PSNR | digit SSIM | CIFAR PSNR | '
+        'CIFAR SSIM | images with a larger digit error |')
+  print('|---|---|---|---|---|---|')
+  before = per_image['clip to [0, 1] only']['mnist']['mse']
+  result = {}
+  for name in FORMS:  # Not the pytree's order.
+    result[name] = metrics.summarize(per_image[name])
+    worse = int(np.sum(per_image[name]['mnist']['mse'] > before * (1 + 1e-5)))
+    result[name]['worse_images'] = worse
+    d, c = result[name]['mnist'], result[name]['cifar10']
+    print(f'| {name} | {d["psnr"]:.3f} dB | {d["ssim"]:.5f} | '
+          f'{c["psnr"]:.3f} dB | {c["ssim"]:.5f} | {worse} |')
+  print(json.dumps(result))
+
+
+if __name__ == '__main__':
+  app.run(main)
