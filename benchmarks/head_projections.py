@@ -25,7 +25,6 @@ one table row per form; the last line is one JSON object.
 import json
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -35,8 +34,7 @@ import ml_collections
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mixae_jax import Separator  # pylint: disable=wrong-import-position
-from mixae_jax import input_pipeline  # pylint: disable=wrong-import-position
+from benchmarks import eval_pairs  # pylint: disable=wrong-import-position
 from mixae_jax import metrics  # pylint: disable=wrong-import-position
 from mixae_jax import models  # pylint: disable=wrong-import-position
 from mixae_jax import preprocessing  # pylint: disable=wrong-import-position
@@ -65,7 +63,7 @@ FORMS = {'clip to [0, 1] only': clip_only,
 
 def main(argv):
   del argv
-  separator = Separator.restore(FLAGS.workdir)
+  separator, eval_set = eval_pairs.load(FLAGS.workdir, FLAGS.num_pairs)
   state, config = separator.state, separator.config
   if not (config.model.name == 'unet' and config.model.head == 'consistent'
           and config.model.digit_channels == 1):
@@ -76,9 +74,6 @@ def main(argv):
   raw_config.head = 'twin'
   raw_model = models.create_model(raw_config)
   variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  datasets = input_pipeline.load_datasets(config.data, with_train=False)
-  eval_set = input_pipeline.make_eval_set(datasets, FLAGS.num_pairs,
-                                          config.eval.pairing_seed)
 
   @jax.jit
   def scores(digits, images):
@@ -95,14 +90,9 @@ def main(argv):
                        jnp.clip(2.0 * mix.mixture - d, 0.0, 1.0), mix.cifar)}
     return out
 
-  start = time.perf_counter()
-  chunks = [scores(eval_set.digits[i:i + FLAGS.batch_size],
-                   eval_set.images[i:i + FLAGS.batch_size])
-            for i in range(0, FLAGS.num_pairs, FLAGS.batch_size)]
-  per_image = jax.tree.map(lambda *xs: np.concatenate(xs),
-                           *jax.device_get(chunks))
-  print(f'{FLAGS.workdir}, first {FLAGS.num_pairs} eval pairs '
-        f'({time.perf_counter() - start:.0f} s)')
+  per_image, seconds = eval_pairs.score(scores, eval_set, FLAGS.num_pairs,
+                                        FLAGS.batch_size)
+  print(f'{FLAGS.workdir}, first {FLAGS.num_pairs} eval pairs ({seconds:.0f} s)')
   print('| last step of the head | digit PSNR | digit SSIM | CIFAR PSNR | '
         'CIFAR SSIM | images with a larger digit error |')
   print('|---|---|---|---|---|---|')

@@ -19,7 +19,6 @@ Prints one table row per set; the last line is one JSON object.
 import json
 import os
 import sys
-import time
 
 from absl import app
 from absl import flags
@@ -28,9 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mixae_jax import Separator  # pylint: disable=wrong-import-position
+from benchmarks import eval_pairs  # pylint: disable=wrong-import-position
 from mixae_jax import evaluate  # pylint: disable=wrong-import-position
-from mixae_jax import input_pipeline  # pylint: disable=wrong-import-position
 from mixae_jax import metrics  # pylint: disable=wrong-import-position
 from mixae_jax import preprocessing  # pylint: disable=wrong-import-position
 
@@ -60,11 +58,8 @@ ENSEMBLES = {
 
 def main(argv):
   del argv
-  separator = Separator.restore(FLAGS.workdir)
-  state, config = separator.state, separator.config
-  datasets = input_pipeline.load_datasets(config.data, with_train=False)
-  eval_set = input_pipeline.make_eval_set(datasets, FLAGS.num_pairs,
-                                          config.eval.pairing_seed)
+  separator, eval_set = eval_pairs.load(FLAGS.workdir, FLAGS.num_pairs)
+  state = separator.state
 
   @jax.jit
   def scores(digits, images):
@@ -82,15 +77,9 @@ def main(argv):
                     'cifar10': metrics.per_image(image, mix.cifar)}
     return out
 
-  start = time.perf_counter()
-  chunks = []
-  for i in range(0, FLAGS.num_pairs, FLAGS.batch_size):
-    chunks.append(scores(eval_set.digits[i:i + FLAGS.batch_size],
-                         eval_set.images[i:i + FLAGS.batch_size]))
-  chunks = jax.device_get(chunks)
-  per_image = jax.tree.map(lambda *xs: np.concatenate(xs), *chunks)
-  print(f'{FLAGS.workdir}, first {FLAGS.num_pairs} eval pairs '
-        f'({time.perf_counter() - start:.0f} s)')
+  per_image, seconds = eval_pairs.score(scores, eval_set, FLAGS.num_pairs,
+                                        FLAGS.batch_size)
+  print(f'{FLAGS.workdir}, first {FLAGS.num_pairs} eval pairs ({seconds:.0f} s)')
   print('| inputs separated | digit PSNR | digit SSIM | CIFAR PSNR | CIFAR SSIM |')
   print('|---|---|---|---|---|')
   result = {}
