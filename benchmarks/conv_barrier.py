@@ -66,10 +66,8 @@ def main(argv):
   for name in FLAGS.networks:
     forms = {'barrier': Step(name, FLAGS.batch_size, True),
              'xla': Step(name, FLAGS.batch_size, False)}
-    rates = {form: [] for form in forms}
-    for _ in range(FLAGS.rounds):
-      for form, step in forms.items():
-        rates[form].append(throughput.timed(step, FLAGS.seconds) * FLAGS.batch_size)
+    rates = throughput.interleaved(forms, FLAGS.rounds, FLAGS.seconds,
+                                   FLAGS.batch_size)
     medians = {form: statistics.median(r) for form, r in rates.items()}
     for form, r in rates.items():
       print(f'{name:8s} {form:8s} img/s  median {medians[form]:7.1f}  min '
