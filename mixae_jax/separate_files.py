@@ -63,6 +63,8 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
                      'would overwrite each other')
 
   separator = Separator.restore(workdir)
+  if digit:  # Its size is known: a 32x32 digit was never upsampled.
+    separator = separator.for_digit_size(d.shape[0])
   digits, images = separator(np.stack([j[1] for j in jobs]))
   out = pathlib.Path(output_dir)
   written = []

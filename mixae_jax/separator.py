@@ -94,15 +94,35 @@ class Separator:
     digits, images = np.concatenate(digits), np.concatenate(images)
     return (digits[0], images[0]) if single else (digits, images)
 
+  def for_digit_size(self, size: int) -> 'Separator':
+    """This separator, for mixtures whose digits were ``size`` pixels wide.
+
+    A model whose head assumes digits upsampled from another size
+    (``model.digit_resized_from``, 28 in configs/dual.py) would remove detail
+    that such digits have (a 32x32 digit is not upsampled at all); the
+    returned separator uses the same weights with that assumption off.
+    Otherwise it is this one.
+    """
+    resized_from = self.config.model.get('digit_resized_from', 0)
+    if not resized_from or size == resized_from:
+      return self
+    config = ml_collections.ConfigDict(self.config.to_dict())
+    config.model.digit_resized_from = 0
+    state = self.state.replace(apply_fn=models.create_model(config.model).apply)
+    return Separator(state, config, step=self.step, batch_size=self.batch_size)
+
   def mix_and_separate(self, digits: np.ndarray, images: np.ndarray):
     """Mixes uint8 digits and images with the shared preprocessing, separates.
+
+    Digits of another size than the model assumes (see `for_digit_size`)
+    are separated without that assumption.
 
     Returns:
       (mixtures, predicted digits, predicted images), float32 numpy arrays.
     """
     mix = preprocessing.make_mixtures(digits, images)
     mixture = np.asarray(mix.mixture)
-    return (mixture,) + self(mixture)
+    return (mixture,) + self.for_digit_size(np.shape(digits)[1])(mixture)
 
 
 def check_mixtures(mixtures: np.ndarray) -> np.ndarray:

@@ -77,12 +77,22 @@ def test_bad_files_get_one_line_errors(trained_run, files, tmp_path, kwargs, mes
   assert '\n' not in str(info.value)
 
 
-def test_a_32x32_rgb_digit_is_accepted(trained_run, files, tmp_path):
+def test_a_32x32_rgb_digit_is_accepted(trained_run, files, tmp_path,
+                                      monkeypatch):
+  from mixae_jax import Separator
+  sizes = []
+  for_digit_size = Separator.for_digit_size
+  def spy(self, size):
+    sizes.append(size)
+    return for_digit_size(self, size)
+  monkeypatch.setattr(Separator, 'for_digit_size', spy)
   rgb = Image.open(files / 'digit.png').resize((32, 32)).convert('RGB')
   rgb.save(tmp_path / 'd32.png')
   written = separate_files(trained_run[1], tmp_path / 'out',
                            digit=str(tmp_path / 'd32.png'), image=str(files / 'cat.png'))
   assert len(written) == 3
+  # Separated without the model's 28x28-upsampling assumption.
+  assert sizes == [32]
 
 
 def test_eval_writes_per_class_scores_and_worst_pairs(trained_run):

@@ -41,6 +41,21 @@ def test_mix_and_separate_uses_the_shared_preprocessing(separator, trained_run):
   np.testing.assert_allclose(digits, separator(mixtures)[0], atol=1e-6)
 
 
+def test_a_32x32_digit_is_separated_without_the_upsampling_prior(separator):
+  assert separator.config.model.digit_resized_from == 28  # configs/dual.py's.
+  rng = np.random.default_rng(0)
+  digits = rng.integers(0, 256, (4, 32, 32), np.uint8)
+  images = rng.integers(0, 256, (4, 32, 32, 3), np.uint8)
+  mixture, separated, _ = separator.mix_and_separate(digits, images)
+  plain = separator.for_digit_size(32)
+  assert plain.config.model.digit_resized_from == 0
+  np.testing.assert_allclose(separated, plain(mixture)[0], atol=1e-6)
+  # The prior changes the answer, and stays on for the digits it fits.
+  assert np.abs(separator(mixture)[0] - separated).max() > 1e-4
+  assert separator.for_digit_size(28) is separator
+  assert separator.config.model.digit_resized_from == 28
+
+
 @pytest.mark.parametrize('bad, message', [
     (np.zeros((2, 28, 28, 3), np.float32), r'shape \(2, 28, 28, 3\); expected'),
     (np.zeros((2, 32, 32, 1), np.float32), r'shape \(2, 32, 32, 1\)'),
