@@ -10,6 +10,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+# The consistent head's solver settings, shared with the JAX model.
+from mixae_jax.models import PROJECTION_DUAL_STEP  # pylint: disable=g-bad-import-order
+from mixae_jax.models import PROJECTION_STEPS
+from mixae_jax.models import PROJECTION_TRAIN_STEPS
+
 
 class Seed004(nn.Module):
   """The reference report's design: see `mixae_jax.models.Seed004`."""
@@ -85,19 +90,20 @@ class UNet(nn.Module):
 
   def __init__(self, widths: Sequence[int] = (32, 64, 128, 256),
                digit_channels: int = 1, head: str = 'consistent',
-               norm: str = 'batch', digit_resized_from: int = 28,
-               projection_rounds: int = 3):
+               norm: str = 'batch', digit_resized_from: int = 28):
     super().__init__()
     if head not in ('twin', 'consistent'):
       raise ValueError(f'head {head!r}: only twin and consistent are built here')
     self.head = head
-    self.rounds = projection_rounds if digit_resized_from else 0
+    self.resized_from = digit_resized_from
     if digit_resized_from:
-      # mixae_jax.models.upsampling_projector, computed the same way.
+      # mixae_jax.models.upsampling_matrix, computed the same way.
       a = torch.nn.functional.interpolate(
           torch.eye(digit_resized_from, dtype=torch.float64)[None],
           size=32, mode='linear', align_corners=False)[0].T
-      self.register_buffer('q', (a @ torch.linalg.pinv(a)).float())
+      self.register_buffer('a', a.float())
+      self.register_buffer('a_pinv', torch.linalg.pinv(a).float())
+      self.norm2 = float(torch.linalg.matrix_norm(a, 2) ** 2)
     self.encoders = nn.ModuleList()
     cin = 3
     for features in widths[:-1]:
@@ -123,16 +129,31 @@ class UNet(nn.Module):
       d = 0.5 * (digit + (2 * x - image).mean(1, keepdim=True))
     else:
       d = digit + x - 0.5 * (digit + image)
-    d = self._feasible(x, d)
-    for _ in range(self.rounds):
-      d = self._feasible(x, self.q @ d @ self.q.T)
+    lo, hi = self._feasible_bounds(x, d.shape[1])
+    d = torch.minimum(torch.maximum(d, lo), hi)
+    if self.resized_from:
+      d = self._project(d, lo, hi, PROJECTION_TRAIN_STEPS if self.training
+                        else PROJECTION_STEPS)
     return d.expand(-1, 3, -1, -1), torch.clamp(2 * x - d, 0, 1)
 
+  def _project(self, d, lo, hi, steps):
+    # mixae_jax.models.project_digit: the same primal-dual steps.
+    a, at = self.a, self.a.T
+    sigma = PROJECTION_DUAL_STEP / self.norm2
+    tau = 0.99 / (PROJECTION_DUAL_STEP * self.norm2)
+    x_pre = torch.clamp(self.a_pinv @ d @ self.a_pinv.T, 0, 1)
+    x_bar, y = x_pre, torch.zeros_like(d)
+    for _ in range(steps):
+      v = y + sigma * (a @ x_bar @ at)
+      y = v - sigma * torch.minimum(torch.maximum((d + v) / (1 + sigma), lo), hi)
+      x_next = torch.clamp(x_pre - tau * (at @ y @ a), 0, 1)
+      x_bar, x_pre = 2 * x_next - x_pre, x_next
+    return torch.minimum(torch.maximum(a @ x_pre @ at, lo), hi)
+
   @staticmethod
-  def _feasible(x, d):
+  def _feasible_bounds(x, channels):
     lo, hi = 2 * x - 1, 2 * x
-    if d.shape[1] == 1:
+    if channels == 1:
       lo, hi = lo.amax(1, keepdim=True), hi.amin(1, keepdim=True)
     lo, hi = lo.clamp(min=0), hi.clamp(max=1)
-    return torch.minimum(torch.maximum(d, torch.minimum(lo, hi)),
-                         torch.maximum(lo, hi))
+    return torch.minimum(lo, hi), torch.maximum(lo, hi)
