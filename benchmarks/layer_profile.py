@@ -97,14 +97,16 @@ def unet_convs(widths: list[int]) -> list[tuple[str, int, int, int, int, int]]:
     decoder += [(f'dec{size}a', size, 3, 1, 2 * w, w), (f'dec{size}b', size, 3, 1, w, w)]
     c = w
   decoder += [('out', 32, 1, 1, c, 3)]
-  # Two decoders: every decoder convolution counts twice.
+  # Two decoders: every decoder convolution counts twice ('x2').
   return convs + [(name + ' x2', *rest) for name, *rest in decoder]
 
 
 def seed004_convs() -> list[tuple[str, int, int, int, int, int]]:
   return [('enc32', 32, 4, 2, 3, 64), ('enc16', 16, 4, 2, 64, 128),
           ('enc8', 8, 4, 2, 128, 256),
-          ('dec4 x2', 4, 3, 1, 256, 4 * 128), ('dec8 x2', 8, 3, 1, 128, 4 * 64),
+          # UpConv2x: 'phases' (a 2x2 convolution per output parity, four per
+          # layer, in each of the two decoders), then 'window' for 3 features.
+          ('dec4 x8', 4, 2, 1, 256, 128), ('dec8 x8', 8, 2, 1, 128, 64),
           ('dec16 x2', 16, 3, 1, 64, 4 * 3)]
 
 
@@ -182,7 +184,8 @@ def main(argv: list[str]) -> None:
             'torch': {'fwd': 0.0, 'dx': 0.0, 'dw': 0.0}}
   rows = {}
   for name, size, k, stride, cin, cout in convs:
-    times = 2 if name.endswith('x2') else 1
+    # 'name xN': the convolution occurs N times in the network.
+    times = int(name.rsplit(' x', 1)[1]) if ' x' in name else 1
     j = jax_times(size, k, stride, cin, cout, n)
     # The first layer's input is data: no input gradient is needed.
     first = name == convs[0][0]

@@ -53,36 +53,95 @@ _SUBPIXEL_TAPS = {
 }
 
 
+# For the same k=4 transposed convolution, the two taps (along one axis) that
+# feed output parity p, and the padding that puts inputs m-1, m (p=0) or
+# m, m+1 (p=1) under a 2-wide window at m: the dense window above without its
+# zero tap.
+_PHASE_TAPS = {0: (np.array([0, 2]), (1, 0)), 1: (np.array([1, 3]), (0, 1))}
+
+# A k=4 UpConv2x with at least this many output features ('auto') computes
+# each output parity as its own 2x2 convolution: exactly the transposed
+# convolution's multiply-adds, where the dense 3x3 window does 9/4 of them
+# (5 of its 9 taps are zero for each parity). On XLA:CPU that halves the
+# time of seed004's 256->128 and 128->64 layers, but four convolutions to
+# 3 features each are slower than one to 12 (benchmarks/upconv_forms.py).
+UPCONV_PHASES_MIN_FEATURES = 16
+UPCONV_FORMS = ('auto', 'window', 'phases')
+
+
 class UpConv2x(nn.Module):
   """A stride-2 ConvTranspose computed as sub-pixel convolution.
 
   The same function, parameters (``kernel`` [k, k, in, out], ``bias``) and
   initialisation as ``nn.ConvTranspose(features, (k, k), strides=(2, 2))``
-  with padding ((2, 2), (2, 2)) for k=4 or 'SAME' for k=2; but evaluated as
-  one stride-1 convolution to 4x the channels followed by depth-to-space. On
-  XLA:CPU the transposed convolution's gradient is several times slower than
-  this form (benchmarks/throughput.py).
+  with padding ((2, 2), (2, 2)) for k=4 or 'SAME' for k=2; but evaluated with
+  stride-1 convolutions and depth-to-space. On XLA:CPU the transposed
+  convolution's gradient is several times slower than these forms
+  (benchmarks/throughput.py). Two forms, the same function:
+
+  - 'window': one convolution to 4x the channels over the window every
+    output parity needs (1x1 for k=2, 3x3 for k=4, where each parity reads
+    only 4 of the 9 taps and the rest are zero);
+  - 'phases' (k=4 only): one 2x2 convolution per output parity, with only
+    the taps it reads.
+
+  'auto' takes 'phases' for k=4 with at least `UPCONV_PHASES_MIN_FEATURES`
+  output features, 'window' otherwise.
   """
   features: int
   kernel_size: int
+  form: str = 'auto'
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    taps, pad = _SUBPIXEL_TAPS[self.kernel_size]
     k, cin, cout = self.kernel_size, x.shape[-1], self.features
     kernel = self.param('kernel', nn.initializers.lecun_normal(), (k, k, cin, cout))
     bias = self.param('bias', nn.initializers.zeros_init(), (cout,))
-    window = taps.shape[1]
-    padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # Tap k is zero.
-    # [py, dy, px, dx, in, out] -> [dy, dx, in, (py, px, out)]
-    w = padded[taps[:, :, None, None], taps[None, None, :, :]]
-    w = w.transpose(1, 3, 4, 0, 2, 5).reshape(window, window, cin, 4 * cout)
-    y = conv.conv_general_dilated(
-        x, w.astype(x.dtype), (1, 1), ((pad, pad), (pad, pad)),
-        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-    n, h, wd, _ = y.shape
-    y = y.reshape(n, h, wd, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+    form = self.form
+    if form not in UPCONV_FORMS or (form == 'phases' and k != 4):
+      raise ValueError(f'UpConv2x form={form!r} with kernel_size={k}; use one '
+                       f"of {UPCONV_FORMS} ('phases' needs kernel_size=4)")
+    if form == 'auto':
+      phases = k == 4 and cout >= UPCONV_PHASES_MIN_FEATURES
+      form = 'phases' if phases else 'window'
+    kernel = kernel.astype(x.dtype)
+    if form == 'phases':
+      y = _upconv_phases(x, kernel)
+    else:
+      y = _upconv_window(x, kernel)
+    n, h, _, wd, _, _ = y.shape  # [n, h, py, w, px, out]
     return y.reshape(n, 2 * h, 2 * wd, cout) + bias
+
+
+def _upconv_window(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+  """UpConv2x's 'window' form, as [n, h, py, w, px, out]."""
+  k, _, cin, cout = kernel.shape
+  taps, pad = _SUBPIXEL_TAPS[k]
+  window = taps.shape[1]
+  padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))  # Tap k is zero.
+  # [py, dy, px, dx, in, out] -> [dy, dx, in, (py, px, out)]
+  w = padded[taps[:, :, None, None], taps[None, None, :, :]]
+  w = w.transpose(1, 3, 4, 0, 2, 5).reshape(window, window, cin, 4 * cout)
+  y = conv.conv_general_dilated(
+      x, w, (1, 1), ((pad, pad), (pad, pad)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  n, h, wd, _ = y.shape
+  return y.reshape(n, h, wd, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
+
+
+def _upconv_phases(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+  """UpConv2x's 'phases' form (k=4), as [n, h, py, w, px, out]."""
+  rows = []
+  for py in (0, 1):
+    taps_y, pad_y = _PHASE_TAPS[py]
+    parities = []
+    for px in (0, 1):
+      taps_x, pad_x = _PHASE_TAPS[px]
+      parities.append(conv.conv_general_dilated(
+          x, kernel[taps_y][:, taps_x], (1, 1), (pad_y, pad_x),
+          dimension_numbers=('NHWC', 'HWIO', 'NHWC')))
+    rows.append(jnp.stack(parities, 3))  # [n, h, w, px, out]
+  return jnp.stack(rows, 2)
 
 
 def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:

@@ -95,16 +95,18 @@ def test_bad_model_settings_raise_config_errors(field, value, message):
     models.create_model(config)
 
 
-@pytest.mark.parametrize('kernel, padding, size', [
-    (4, ((2, 2), (2, 2)), 4), (4, ((2, 2), (2, 2)), 8), (2, 'SAME', 4), (2, 'SAME', 16)])
-def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size):
+@pytest.mark.parametrize('kernel, padding, size, form', [
+    (4, ((2, 2), (2, 2)), 4, 'window'), (4, ((2, 2), (2, 2)), 8, 'window'),
+    (4, ((2, 2), (2, 2)), 4, 'phases'), (4, ((2, 2), (2, 2)), 8, 'phases'),
+    (2, 'SAME', 4, 'window'), (2, 'SAME', 16, 'window')])
+def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size, form):
   reference = nn.ConvTranspose(6, (kernel, kernel), strides=(2, 2), padding=padding)
   x = jax.random.normal(jax.random.key(0), (3, size, size, 5))
   variables = reference.init(jax.random.key(1), x)
   # Random bias too, so every parameter is exercised.
   variables = jax.tree.map(lambda p: jax.random.normal(jax.random.key(2), p.shape),
                            variables)
-  ours = models.UpConv2x(6, kernel)
+  ours = models.UpConv2x(6, kernel, form=form)
   assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(
       jnp.shape, variables)
   want = reference.apply(variables, x)
@@ -117,6 +119,20 @@ def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size):
   g_our = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
   for a, b in zip(jax.tree.leaves(g_our), jax.tree.leaves(g_ref)):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_sub_pixel_upsampling_picks_its_form_by_width():
+  x = jnp.zeros((1, 4, 4, 8))
+  def convolutions(features, kernel):
+    layer = models.UpConv2x(features, kernel)
+    variables = layer.init(jax.random.key(0), x)
+    return str(jax.make_jaxpr(layer.apply)(variables, x)).count('conv_general_dilated')
+  wide = models.UPCONV_PHASES_MIN_FEATURES
+  assert convolutions(wide, 4) == 4  # One 2x2 convolution per output parity.
+  assert convolutions(wide - 1, 4) == 1  # One dense 3x3 window.
+  assert convolutions(wide, 2) == 1  # k=2: the 1x1 window is already exact.
+  with pytest.raises(ValueError, match='phases.*kernel_size=4'):
+    models.UpConv2x(wide, 2, form='phases').init(jax.random.key(0), x)
 
 
 @pytest.mark.parametrize('use_bias', [False, True])
