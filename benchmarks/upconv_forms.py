@@ -1,6 +1,6 @@
 """The two forms of `models.UpConv2x` (k=4), timed side by side.
 
-  python benchmarks/upconv_forms.py                  # ~4 min on 2 cores
+  python benchmarks/upconv_forms.py                  # ~11 min on 2 cores
   python benchmarks/upconv_forms.py --rounds=3 --step=false
 
 seed004's decoders upsample with 4x4 stride-2 transposed convolutions, which
@@ -13,7 +13,7 @@ nn.ConvTranspose):
   so it does 9/4 of the transposed convolution's multiply-adds.
 - 'phases': one 2x2 convolution per output parity, with only its taps.
 
-First, each of seed004's k=4 layer shapes alone (batch ``--batch_size``):
+First, each k=4 layer shape of seed004 and digit_ae alone (batch ``--batch_size``):
 ms per call forward, and forward plus both gradients, per form. Then, with
 ``--step``, the whole seed004 train step and inference (as
 benchmarks/throughput.py times them) with the model's rule ('auto': phases
@@ -45,8 +45,10 @@ flags.DEFINE_integer('rounds', 5, 'Timed runs of each form.')
 flags.DEFINE_bool('step', True, 'Also time the whole seed004 step and inference.')
 # throughput.py's flags (batch_size, eval_batch_size, seconds) are reused.
 
-# seed004's k=4 UpConv2x layers: input size, in features, out features.
-LAYERS = ((4, 256, 128), (8, 128, 64), (16, 64, 3))
+# The k=4 UpConv2x layers of seed004 (the first three) and of digit_ae's
+# decoder (the last three): input size, in features, out features.
+LAYERS = ((4, 256, 128), (8, 128, 64), (16, 64, 3),
+          (4, 32, 16), (8, 16, 8), (16, 8, 1))
 
 
 class Layer:

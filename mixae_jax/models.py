@@ -62,9 +62,10 @@ _PHASE_TAPS = {0: (np.array([0, 2]), (1, 0)), 1: (np.array([1, 3]), (0, 1))}
 # A k=4 UpConv2x with at least this many output features ('auto') computes
 # each output parity as its own 2x2 convolution: exactly the transposed
 # convolution's multiply-adds, where the dense 3x3 window does 9/4 of them
-# (5 of its 9 taps are zero for each parity). On XLA:CPU that halves the
-# time of seed004's 256->128 and 128->64 layers, but four convolutions to
-# 3 features each are slower than one to 12 (benchmarks/upconv_forms.py).
+# (5 of its 9 taps are zero for each parity). On XLA:CPU the phases are the
+# faster form at 16, 64 and 128 output features and the slower at 8, 3 and 1,
+# where four small convolutions cost more than one 4x as wide
+# (benchmarks/upconv_forms.py; seed004's train step x1.17, inference x1.4).
 UPCONV_PHASES_MIN_FEATURES = 16
 UPCONV_FORMS = ('auto', 'window', 'phases')
 
