@@ -3,7 +3,7 @@
   python benchmarks/conv_variants.py            # ~1 min on 2 cores
   MIXAE_XLA_CPU_DEFAULTS=1 python benchmarks/conv_variants.py   # XLA's defaults
 
-The levers behind the README's "tried and not kept" list. For U-Net-sized
+The levers behind the "tried and not kept" list of docs/speed.md. For U-Net-sized
 layers at batch ``--batch_size`` it times forward, input gradient (dx) and
 weight gradient (dW), in ms (median of ``--repeats``), of:
 

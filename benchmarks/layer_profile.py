@@ -65,7 +65,7 @@ def strided_conv_by_space_to_depth(x: jax.Array, kernel: jax.Array) -> jax.Array
   with a 2x2 kernel, tap ``a = 2q + r`` of the 4x4 kernel reading block
   offset ``q``, sub-pixel ``r``. Its input gradient is faster than XLA's
   strided one for some layers, but the whole seed004 train step was slower
-  with it (README, "Speed"), so the model does not use it.
+  with it (docs/speed.md), so the model does not use it.
   """
   n, h, w, cin = x.shape
   cout = kernel.shape[-1]

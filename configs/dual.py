@@ -90,7 +90,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Clip gradients to this global norm; 0 disables clipping.
   config.optimizer.grad_clip_norm = 0.0
   # Decay of an exponential moving average of the parameters, which eval and
-  # export then use instead of the raw ones; 0 keeps none (README, "Levers",
+  # export then use instead of the raw ones; 0 keeps none (docs/levers.md
   # has its measurement).
   config.optimizer.ema_decay = 0.0
 

@@ -12,7 +12,7 @@ CPU recipe's last release (33.56 / 33.57 dB, git archive 5cfc741
 pretrained/dual) is it, fine-tuned eleven times by
 configs/dual_cpu_finetune.py and once by configs/dual_cpu_finetune_b128.py.
 The current pretrained/dual comes from a GPU instead: configs/dual_gpu.py
-(README, "Released model").
+(README, "Released model"; its record: docs/released_model.md).
 """
 
 import ml_collections

@@ -29,7 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   # 32.68 dB), each time from the previous cycle's export, it scored 32.95 /
   # 32.96, 33.12 / 33.13, 33.24 / 33.24, 33.32 / 33.32, 33.37 / 33.38,
   # 33.42 / 33.42, 33.45 / 33.46, 33.48 / 33.48, 33.50 / 33.51, 33.52 /
-  # 33.53 and then 33.53 / 33.54 dB, SSIM 0.9899 / 0.9621 (README, "The
+  # 33.53 and then 33.53 / 33.54 dB, SSIM 0.9899 / 0.9621 (docs/released_model.md, "The
   # CPU recipe"). The last cycles
   # gained only the seed spread (0.01 dB); configs/dual_cpu_finetune_b128.py,
   # the same images at batch 128, then gained +0.03 dB.

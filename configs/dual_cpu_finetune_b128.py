@@ -9,7 +9,7 @@ for 5,000: about the same wall time on 2 CPU cores (40 minutes). Once the
 batch-64 cycles had stopped paying (the eleventh gained +0.01 dB, the seed
 spread), this one gained +0.03 dB on both sources (33.53 / 33.54 ->
 33.56 / 33.57 dB, CIFAR SSIM 0.9621 -> 0.9624): the CPU recipe's last
-release (README, "The CPU recipe"). Its gradients average twice the
+release (docs/released_model.md, "The CPU recipe"). Its gradients average twice the
 mixtures, so the cosine's low-rate end settles with less noise.
 """
 

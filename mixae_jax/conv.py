@@ -10,7 +10,7 @@ emits for transposes does not take a fusion with broadcasts in it. A
 128x32x32x32 ReLU'd BatchNorm output takes 8-12 ms that way against about
 1 ms for the plain transpose of the same array (an ad-hoc timing on the
 project's 2-core machine); such transposes were a third of the U-Net's
-train step (README, "Speed").
+train step (docs/speed.md).
 
 `conv_general_dilated` is `jax.lax.conv_general_dilated` (the same signature,
 forward pass and gradients) whose weight gradient reads its input through

@@ -7,7 +7,7 @@ tunable, malloc asks the kernel for 2 MiB transparent huge pages instead
 (where the kernel's ``transparent_hugepage`` mode is ``madvise`` or
 ``always``). On the project's 2-core machine that trains seed004 17% and the
 U-Net 14% faster, and PyTorch 5% and 13% (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1
-python benchmarks/throughput.py`` against the plain command; README, "Speed").
+python benchmarks/throughput.py`` against the plain command; docs/speed.md).
 
 glibc reads its tunables once, when a process starts, so the command line
 (`cli.launch`) restarts itself with the tunable set before doing any work.

@@ -209,7 +209,7 @@ class ConcatConv(nn.Module):
   kernel, summed. XLA:CPU then never builds the concatenation, nor its
   transposed copy for the weight gradient: the U-Net decoders' first
   convolutions (upsampled features beside the skip) train faster
-  (README, "Speed").
+  (docs/speed.md).
   """
   features: int
   use_bias: bool = True

@@ -155,7 +155,7 @@ def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
 
 
 def test_the_cpu_recipe_configs_differ_only_where_they_say():
-  # The previous release's CPU recipe (README, "Released model"): the
+  # The previous release's CPU recipe (docs/released_model.md): the
   # configs/dual_cpu.py run, then configs/dual_cpu_finetune.py cycles and a
   # last configs/dual_cpu_finetune_b128.py one.
   from configs import dual_cpu, dual_cpu_finetune, dual_cpu_finetune_b128  # pylint: disable=g-import-not-at-top
