@@ -41,13 +41,22 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('network', 'unet', ['unet', 'seed004'], 'Which network.')
-flags.DEFINE_integer('batch_size', 128, 'Mixtures per train step.')
-flags.DEFINE_float('seconds', 8.0, 'Length of the sampled window.')
-flags.DEFINE_integer('frequency', 999, 'Samples per second per thread.')
-flags.DEFINE_bool('huge_pages', True,
-                  'Run the child with GLIBC_TUNABLES=glibc.malloc.hugetlb=1.')
-flags.DEFINE_integer('top', 12, 'Symbols to print.')
+
+
+def define_flags() -> None:
+  """Defines the command line's flags.
+
+  Only when run as a script, so that tests can import the report parser in
+  one process with other benchmarks that define flags of the same names.
+  """
+  flags.DEFINE_enum('network', 'unet', ['unet', 'seed004'], 'Which network.')
+  flags.DEFINE_integer('batch_size', 128, 'Mixtures per train step.')
+  flags.DEFINE_float('seconds', 8.0, 'Length of the sampled window.')
+  flags.DEFINE_integer('frequency', 999, 'Samples per second per thread.')
+  flags.DEFINE_bool('huge_pages', True,
+                    'Run the child with GLIBC_TUNABLES=glibc.malloc.hugetlb=1.')
+  flags.DEFINE_integer('top', 12, 'Symbols to print.')
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -164,4 +173,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
