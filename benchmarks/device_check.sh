@@ -5,6 +5,8 @@
 #   bash benchmarks/device_check.sh --fetch   # here, with PyPI and ../shared
 #   bash benchmarks/device_check.sh [BUDGET_S] [--no_train] [--no_bench] [throughput flags]
 #                                             # there, carrying .whl and .device_data
+#   bash benchmarks/device_check.sh --rehearse   # here: every step on the CPU,
+#                                             # configs/tiny.py, in about 3 minutes
 #
 # `--fetch` saves what the GPU machine lacks and cannot download:
 #   .whl/base/     ml_collections and dm-pix (pure Python; the GPU image has
@@ -32,7 +34,7 @@
 # --no_train stops after step 3; --no_bench skips steps 2 and 3. Environment:
 # STEPS=N fixes step 4's length; TRAIN_CONFIG and TRAIN_ARGS train another
 # config or add --config overrides (the release's second run:
-# STEPS=25000 TRAIN_CONFIG=configs/dual_gpu_finetune.py with
+# STEPS=25000 TRAIN_CONFIG=configs/release.py:finetune with
 # TRAIN_ARGS=--config.init_from=<first run's export>); WORKDIR is the run
 # folder (default /tmp/runs/dual). On a machine still warm from a call /tmp
 # survives, and a workdir with checkpoints resumes: give each run its own.
@@ -67,6 +69,7 @@ if [[ "${1:-}" == "--fetch" ]]; then
 fi
 
 start=$(date +%s)
+PY=python3
 budget=570
 train=1
 bench=1
@@ -76,6 +79,13 @@ for arg in "$@"; do
     [0-9]*) budget="$arg" ;;
     --no_train) train=0 ;;
     --no_bench) bench=0 ;;
+    --rehearse)  # The whole script on this machine's CPU, at toy sizes.
+      [[ -x .venv/bin/python ]] && PY=.venv/bin/python
+      export TRAIN_CONFIG=configs/tiny.py STEPS=${STEPS:-6}
+      export WORKDIR=${WORKDIR:-/tmp/rehearsal/run} OUT=${OUT:-/tmp/rehearsal/out}
+      rm -rf /tmp/rehearsal
+      bench_args+=(--batch_size=8 --eval_batch_size=8 --seconds=0.2 --repeats=1)
+      ;;
     *) bench_args+=("$arg") ;;
   esac
 done
@@ -87,16 +97,16 @@ mkdir -p "$out"
 exec > >(tee "$out/log.txt") 2>&1
 echo "device_check: budget ${budget}s"
 
-# mixae_jax's XLA flags are for XLA:CPU only (mixae_jax/xla_cpu.py).
-export MIXAE_XLA_CPU_DEFAULTS=1 PYTHONUNBUFFERED=1
+# mixae_jax/platform.py tunes XLA:CPU only; on the GPU it leaves XLA alone.
+export PYTHONUNBUFFERED=1
 install_wheels() {  # folder of wheels -> a site dir put first on PYTHONPATH
   local site="/tmp/site_$(basename "$1")"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --upgrade --target "$site" "$1"/*.whl || return 1
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 }
 versions() {
-  python3 -c 'import jax, flax, optax, orbax.checkpoint as ocp, chex
+  "$PY" -c 'import jax, flax, optax, orbax.checkpoint as ocp, chex
 print("jax", jax.__version__, jax.devices(), "| flax", flax.__version__,
       "| optax", optax.__version__, "| orbax", ocp.__version__, "| chex", chex.__version__)'
 }
@@ -109,22 +119,20 @@ export MIXAE_DATA_DIR=/tmp/mixae_data
 if [[ -f .device_data/cifar10_jpeg.npz.xz ]]; then
   # Unpacked outside the repo, so that the carried folder stays small.
   mkdir -p /tmp/shared_data && cp -r .device_data/data/. /tmp/shared_data/
-  python3 -c 'import lzma, shutil, sys
+  "$PY" -c 'import lzma, shutil, sys
 with lzma.open(sys.argv[1]) as f, open(sys.argv[2], "wb") as g:
     shutil.copyfileobj(f, g, 1 << 24)' \
     .device_data/cifar10_jpeg.npz.xz /tmp/shared_data/cifar10_jpeg.npz
-  python3 /tmp/shared_data/prepare.py "$MIXAE_DATA_DIR"
+  "$PY" /tmp/shared_data/prepare.py "$MIXAE_DATA_DIR"
 elif [[ -f ../shared/data/prepare.py ]]; then
-  python3 ../shared/data/prepare.py "$MIXAE_DATA_DIR"
+  "$PY" ../shared/data/prepare.py "$MIXAE_DATA_DIR"
 fi
 echo "[$(($(date +%s) - start))s] set-up done"
 
 smoke() {
   rm -rf /tmp/smoke
-  timeout 180 python3 launch.py --config=configs/quick.py --workdir=/tmp/smoke \
-    --config.num_train_steps=3 --config.batch_size=8 --config.log_every_steps=1 \
-    --config.checkpoint.every_steps=3 --config.eval.every_steps=0 \
-    --config.eval.num_pairs=64 --config.eval.batch_size=32 > /tmp/smoke.log 2>&1
+  timeout 180 "$PY" launch.py --config=configs/tiny.py --workdir=/tmp/smoke \
+    --config.num_train_steps=3 > /tmp/smoke.log 2>&1
 }
 if (( bench )) && ! smoke; then
   tail -n 15 /tmp/smoke.log
@@ -140,7 +148,7 @@ echo "[$(($(date +%s) - start))s] smoke run passed"
 
 if (( bench )); then
 bench_s=$(( $(left) - 150 )); (( bench_s < 150 )) || bench_s=150
-timeout "$bench_s" python3 benchmarks/throughput.py --batch_size=128 \
+timeout "$bench_s" "$PY" -m benchmarks.throughput --batch_size=128 \
   --seconds=1.5 --repeats=3 "${bench_args[@]}" 2>&1 \
   | grep -v -e '^W[0-9]' -e '^I[0-9]' | tee "$out/throughput_b128.txt"
 echo "[$(($(date +%s) - start))s] throughput done"
@@ -150,7 +158,7 @@ fi
 # The longest dual.py run that fits: 140 s for start-up, compiles, periodic
 # evals and the final 10,000-pair eval, then 30 s for export and packing.
 steps=${STEPS:-}  # STEPS=N fixes the length instead.
-[[ -n "$steps" ]] || steps=$(python3 - "$out/throughput_b128.txt" "$(left)" <<'EOF'
+[[ -n "$steps" ]] || steps=$("$PY" - "$out/throughput_b128.txt" "$(left)" <<'EOF'
 import json, sys
 rows = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 step_s = 1.5 * 128 / rows['unet']['jax_img_s']
@@ -165,14 +173,14 @@ train_config="${TRAIN_CONFIG:-configs/dual.py}"
 echo "[$(($(date +%s) - start))s] training $train_config ${TRAIN_ARGS:-} for $steps steps" \
      "(eval every $every, checkpoint every $ckpt)"
 work="${WORKDIR:-/tmp/runs/dual}"  # A workdir with checkpoints resumes.
-timeout $(( $(left) - 30 )) python3 launch.py --config="$train_config" ${TRAIN_ARGS:-} \
+timeout $(( $(left) - 30 )) "$PY" launch.py --config="$train_config" ${TRAIN_ARGS:-} \
   --workdir="$work" --config.num_train_steps="$steps" \
   --config.eval.every_steps="$every" --config.checkpoint.every_steps="$ckpt" \
   2>&1 | grep -v -e '^W[0-9]' | tee "$out/train_log.txt"
 echo "[$(($(date +%s) - start))s] training ended (exit ${PIPESTATUS[0]})"
 
 rm -rf /tmp/release
-if python3 launch.py --mode=export --workdir="$work" --output_dir=/tmp/release; then
+if "$PY" launch.py --mode=export --workdir="$work" --output_dir=/tmp/release; then
   tar -C /tmp -czf "$out/release.tgz" release
 else  # No export: bring the raw latest checkpoint back in 15 MB parts.
   tar -C "$work" -cz checkpoints | split -b 15M - "$out/checkpoint.tgz."

@@ -1,8 +1,8 @@
 """Separation quality of every design, side by side, on the eval protocol.
 
-  python benchmarks/quality.py                      # the zoo table (~30 min on 2 cores)
-  python benchmarks/quality.py --set=levers         # the lever ablation (~3.3 h)
-  python benchmarks/quality.py --reuse              # only train rows not yet done
+  python -m benchmarks.quality                      # the zoo table (~30 min on 2 cores)
+  python -m benchmarks.quality --set=levers         # the lever ablation (~3.3 h)
+  python -m benchmarks.quality --reuse              # only train rows not yet done
 
 Each row is trained by ``launch.py`` with the same budget (``--steps`` steps
 of ``--batch_size`` mixtures; each design keeps its own optimizer recipe,
@@ -37,10 +37,11 @@ from absl import logging
 from absl import flags
 import numpy as np
 
+from mixae_jax import config_io, metrics
+from mixae_jax.data import pipeline, preprocessing
+from mixae_jax.inference import Separator
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from mixae_jax import configuration, input_pipeline, metrics, preprocessing  # pylint: disable=wrong-import-position
-from mixae_jax.separator import Separator  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('set', 'zoo', ['zoo', 'levers'],
@@ -235,7 +236,7 @@ def _already_done(workdir: pathlib.Path, config, settings: dict[str, Any],
   if not (reuse and metrics_file.is_file()):
     return False
   want = with_settings(config, settings)
-  saved = configuration.load(workdir)
+  saved = config_io.load(workdir)
   ignored = _CADENCE + (_UNET_ONLY if want.model.name != 'unet' else ())
   wanted = {k: v for k, v in _flat(want.to_dict()).items()
             if not k.startswith(ignored)}
@@ -288,10 +289,10 @@ def own_objective(name: str, workdir: pathlib.Path) -> dict[str, float]:
   if name not in ('mixture_ae', 'digit_ae', 'single_pair'):
     return {}
   sep = Separator.restore(workdir)
-  data = input_pipeline.load_datasets(sep.config.data,
+  data = pipeline.load_datasets(sep.config.data,
                                       with_train=name == 'single_pair')
   if name == 'single_pair':
-    pool = input_pipeline.make_train_pool(data, num_pairs=1,
+    pool = pipeline.make_train_pool(data, num_pairs=1,
                                           pairing_seed=sep.config.seed)
     mix = preprocessing.make_mixtures(np.asarray(pool.digits),
                                       np.asarray(pool.images))
@@ -308,7 +309,7 @@ def own_objective(name: str, workdir: pathlib.Path) -> dict[str, float]:
         'oracle_digit_psnr': _psnr(np.clip(2 * recon - image, 0, 1), digit),
         'oracle_image_psnr': _psnr(np.clip(2 * recon - digit, 0, 1), image),
     }
-  eval_set = input_pipeline.make_eval_set(data, FLAGS.eval_pairs, 0)
+  eval_set = pipeline.make_eval_set(data, FLAGS.eval_pairs, 0)
   mix = preprocessing.make_mixtures(eval_set.digits, eval_set.images)
   if name == 'mixture_ae':
     recon, _ = sep(np.asarray(mix.mixture))

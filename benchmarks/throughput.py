@@ -1,7 +1,9 @@
 """Train-step throughput of mixae_jax (XLA) against the same network in PyTorch.
 
-  python benchmarks/throughput.py                       # both networks, ~4 min on 2 cores
-  python benchmarks/throughput.py --networks=unet --seconds=5 --repeats=2
+  python -m benchmarks.throughput                       # both networks, ~4 min on 2 cores
+  python -m benchmarks.throughput --networks=unet --seconds=5 --repeats=2
+  python -m benchmarks.throughput --torch=false --layer_forms=both   # CPU forms vs flax
+  MIXAE_PLATFORM_TUNING=0 python -m benchmarks.throughput            # no tuning at all
 
 For each network (``seed004`` and the default ``unet`` of configs/dual.py) it
 times an Adam train step at ``--batch_size`` on a fixed batch of mixtures, in
@@ -14,27 +16,30 @@ and the GFLOP/s achieved, plus inference (eval / Separator) throughput.
 The last line is one JSON object for scripts:
 ``{"seed004": {"jax_img_s", "torch_img_s", "ratio", ...}, "unet": {...}}``.
 
+It runs as ``launch.py`` trains: the platform tuning of
+`mixae_jax.platform` (process settings, then the backend's layer forms) is
+applied first, unless ``MIXAE_PLATFORM_TUNING=0``. ``--layer_forms=both``
+times the models with flax's layers and with the CPU forms side by side
+(rows ``jax_flax`` and ``jax_cpu_forms``).
+
 On a machine with a GPU both frameworks run there (``--torch_device``; JAX
 takes its default device); benchmarks/device_check.sh is the one-call GPU run.
 """
 
-import functools
 import json
 import os
-import platform
+import platform as host
 import statistics
-import sys
 import time
 
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import dual  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mixae_jax import evaluate, preprocessing, train  # pylint: disable=wrong-import-position
+from configs import dual
+from mixae_jax import inference, models, platform, train
+from mixae_jax.data import preprocessing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('networks', ['seed004', 'unet'], 'Networks to time.')
@@ -45,6 +50,16 @@ flags.DEFINE_integer('repeats', 3, 'Timed runs per implementation.')
 flags.DEFINE_bool('torch', True, 'Also time PyTorch (needs torch installed).')
 flags.DEFINE_enum('torch_device', 'auto', ['auto', 'cpu', 'cuda'],
                   "PyTorch's device; 'auto' takes the GPU when PyTorch sees one.")
+flags.DEFINE_enum('layer_forms', 'auto', ['auto', 'flax', 'cpu', 'both'],
+                  "JAX models' layers: 'auto' as the trainer picks them "
+                  "(platform.layer_forms), 'flax', the CPU forms, or 'both' "
+                  'side by side.')
+
+
+def layer_forms(kind: str) -> dict:
+  """The layer constructors for ``--layer_forms`` (one kind, not 'both')."""
+  return {'auto': platform.layer_forms(), 'flax': {},
+          'cpu': dict(platform.CPU_LAYER_FORMS)}[kind]
 
 
 def network_config(name: str):
@@ -92,9 +107,10 @@ def interleaved(forms: dict, rounds: int, seconds: float, batch_size: int
 class JaxTrain:
   """The project's train step, jitted once with the state donated."""
 
-  def __init__(self, name: str, batch_size: int):
+  def __init__(self, name: str, batch_size: int, forms: str = 'auto'):
     config = network_config(name)
-    self.state = train.create_train_state(config)
+    model = models.create_model(config.model, **layer_forms(forms))
+    self.state = train.create_train_state(config, model)
     self.batch = fixed_batch(batch_size)
     self.key = jax.random.key(0)
     self.step_fn = jax.jit(train.train_step, donate_argnums=0)
@@ -116,11 +132,14 @@ class JaxTrain:
 
 
 class JaxInfer:
-  def __init__(self, name: str, batch_size: int):
-    state = train.create_train_state(network_config(name))
-    self.state = evaluate.InferenceState(state.apply_fn, state.params, state.batch_stats)
+  def __init__(self, name: str, batch_size: int, forms: str = 'auto'):
+    config = network_config(name)
+    model = models.create_model(config.model, **layer_forms(forms))
+    state = train.create_train_state(config, model)
+    self.state = inference.InferenceState(state.apply_fn, state.params,
+                                          state.batch_stats)
     self.x = fixed_batch(batch_size).mixture
-    self.fn = jax.jit(evaluate.separate)
+    self.fn = jax.jit(inference.separate)
     self(sync=True)
 
   def __call__(self, sync: bool = False):
@@ -209,14 +228,23 @@ def summary(rates: list[float]) -> dict[str, float]:
 
 def main(argv):
   del argv
-  print(f'machine: {platform.processor() or platform.machine()}, '
+  print(f'machine: {host.processor() or host.machine()}, '
         f'{os.cpu_count()} cores, jax {jax.__version__} on {device_name(jax.devices()[0])}'
         f' ({jax.device_count()} device(s)), batch {FLAGS.batch_size}, '
-        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
+        f'XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}, '
+        f'GLIBC_TUNABLES={os.environ.get("GLIBC_TUNABLES", "")!r}, '
+        f'layer forms {FLAGS.layer_forms}')
   results = {}
   for name in FLAGS.networks:
-    runners = {'jax': JaxTrain(name, FLAGS.batch_size),
-               'jax_infer': JaxInfer(name, FLAGS.eval_batch_size)}
+    runners = {'jax': JaxTrain(name, FLAGS.batch_size,
+                               'cpu' if FLAGS.layer_forms == 'both'
+                               else FLAGS.layer_forms),
+               'jax_infer': JaxInfer(name, FLAGS.eval_batch_size,
+                                     'cpu' if FLAGS.layer_forms == 'both'
+                                     else FLAGS.layer_forms)}
+    if FLAGS.layer_forms == 'both':  # 'jax' holds the CPU forms then.
+      runners['jax_flax'] = JaxTrain(name, FLAGS.batch_size, 'flax')
+      runners['jax_flax_infer'] = JaxInfer(name, FLAGS.eval_batch_size, 'flax')
     if FLAGS.torch:
       import torch  # pylint: disable=g-import-not-at-top
       device = torch_device(torch)
@@ -241,6 +269,13 @@ def main(argv):
            'jax_img_s_range': summary(rates['jax']),
            'jax_gflop_s': jax_train.flops_per_image * summary(rates['jax'])['median'] / 1e9,
            'jax_infer_img_s': summary(rates['jax_infer'])['median']}
+    if FLAGS.layer_forms == 'both':
+      row.update(
+          flax_img_s=summary(rates['jax_flax'])['median'],
+          flax_infer_img_s=summary(rates['jax_flax_infer'])['median'],
+          cpu_forms_gain=row['jax_img_s'] / summary(rates['jax_flax'])['median'],
+          cpu_forms_infer_gain=row['jax_infer_img_s']
+          / summary(rates['jax_flax_infer'])['median'])
     if FLAGS.torch:
       row.update(torch_img_s=summary(rates['torch'])['median'],
                  torch_img_s_range=summary(rates['torch']),
@@ -255,6 +290,9 @@ def main(argv):
       print(f'  {key:12s} img/s  min {s["min"]:8.1f}  median {s["median"]:8.1f}  '
             f'max {s["max"]:8.1f}')
     print(f'  JAX train: {row["jax_gflop_s"]:.1f} GFLOP/s achieved')
+    if FLAGS.layer_forms == 'both':
+      print(f'  CPU layer forms / flax layers: train {row["cpu_forms_gain"]:.3f}, '
+            f'inference {row["cpu_forms_infer_gain"]:.3f}')
     if FLAGS.torch:
       print(f'  ratio JAX / PyTorch: train {row["ratio"]:.2f}, inference '
             f'{row["infer_ratio"]:.2f}')
@@ -262,4 +300,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  platform.apply_process_tuning()  # As launch.py: before JAX starts.
   app.run(main)

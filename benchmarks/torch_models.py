@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 # The consistent head's solver settings, shared with the JAX model.
-from mixae_jax.models import PROJECTION_DUAL_STEP  # pylint: disable=g-bad-import-order
-from mixae_jax.models import PROJECTION_STEPS
-from mixae_jax.models import PROJECTION_TRAIN_STEPS
+from mixae_jax.models.heads import PROJECTION_DUAL_STEP  # pylint: disable=g-bad-import-order
+from mixae_jax.models.heads import PROJECTION_STEPS
+from mixae_jax.models.heads import PROJECTION_TRAIN_STEPS
 
 
 class Seed004(nn.Module):
@@ -47,7 +47,7 @@ class Seed004(nn.Module):
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-  """`mixae_jax.models._norm` in PyTorch: the same groups, momentum and eps."""
+  """`mixae_jax.models.layers.norm_layer` in PyTorch: the same groups, momentum and eps."""
   if kind == 'batch':
     return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1)
   if kind == 'group':
@@ -85,7 +85,7 @@ class UNetDecoder(nn.Module):
 
 
 class UNet(nn.Module):
-  """See `mixae_jax.models.UNet` (by default BatchNorm, a grey digit and the
+  """See `mixae_jax.models.unet.UNet` (by default BatchNorm, a grey digit and the
   'consistent' head, as configs/dual.py)."""
 
   def __init__(self, widths: Sequence[int] = (32, 64, 128, 256),

@@ -3,15 +3,13 @@
 Public API:
   * `Separator`: restore a trained model and separate mixtures.
   * `make_mixtures`: the task's preprocessing, uint8 sources -> mixtures.
+
+Importing the package only defines things: platform tuning
+(`mixae_jax.platform`) is applied by the command line alone.
 """
 
-# Before anything starts a JAX backend: XLA reads XLA_FLAGS once, then.
-from mixae_jax import xla_cpu
-
-xla_cpu.apply()
-
-from mixae_jax.preprocessing import make_mixtures
-from mixae_jax.separator import Separator
+from mixae_jax.data.preprocessing import make_mixtures
+from mixae_jax.inference import Separator
 
 __all__ = ['Separator', 'make_mixtures']
 __version__ = '0.1.0'

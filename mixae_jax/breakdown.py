@@ -4,11 +4,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from mixae_jax import input_pipeline
+from mixae_jax.data import pipeline
 
 
 def per_class(per_image: Mapping[str, Mapping[str, np.ndarray]],
-              eval_set: input_pipeline.EvalSet) -> dict[str, Any]:
+              eval_set: pipeline.EvalSet) -> dict[str, Any]:
   """Mean PSNR/SSIM of both sources, grouped by CIFAR class and by digit.
 
   Returns:
@@ -18,7 +18,7 @@ def per_class(per_image: Mapping[str, Mapping[str, np.ndarray]],
   n = len(per_image['mnist']['psnr'])
   groupings = {
       'by_cifar_class': (eval_set.image_labels[:n],
-                         input_pipeline.CIFAR10_CLASSES),
+                         pipeline.CIFAR10_CLASSES),
       'by_digit': (eval_set.digit_labels[:n], [str(d) for d in range(10)]),
   }
   result = {}

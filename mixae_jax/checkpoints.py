@@ -10,15 +10,10 @@ so a checkpoint of another model, or one whose files were damaged, is
 refused with a clear error instead of restoring wrong numbers.
 """
 
-import contextlib
 import dataclasses
-import os
 import pathlib
-import sys
-import tempfile
-import time
 import zlib
-from typing import Any, Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -138,38 +133,21 @@ def _shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
           for keys, leaf in leaves}
 
 
-def _structure_mismatch(saved: Any, target: Any) -> str | None:
+def _structure_mismatch(saved: Any, target: Any,
+                        check_dtypes: bool = True) -> str | None:
   """Describes the first difference of array paths, shapes or dtypes."""
   have, want = _shapes(saved), _shapes(target)
   for path in want:
     if path not in have:
       return f'the configured model has {path}, the checkpoint does not'
     if have[path][0] != want[path][0] or (
-        want[path][1] and have[path][1] != want[path][1]):
+        check_dtypes and want[path][1] and have[path][1] != want[path][1]):
       return (f'{path} is {have[path][0]} {have[path][1]} in the checkpoint but '
               f'{want[path][0]} {want[path][1]} in the configured model')
   for path in have:
     if path not in want:
       return f'the checkpoint has {path}, the configured model does not'
   return None
-
-
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[Any]:
-  """Sends file descriptor 2 to a buffer; yields a function reading it back."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile() as buffer:
-    os.dup2(buffer.fileno(), 2)
-    def read() -> str:
-      buffer.seek(0)
-      return buffer.read().decode(errors='replace')
-    try:
-      yield read
-    finally:
-      sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
 
 
 def _one_line(e: BaseException) -> str:
@@ -180,24 +158,12 @@ def _read(where: str, what: str, read: Any) -> Any:
   """Runs an orbax read; any failure becomes one `CheckpointError` line.
 
   Orbax raises many types (ValueError, tensorstore errors, ...); all mean the
-  same to the user: the files are damaged. When a read fails, tensorstore's
-  reads still in flight answer into an event loop that orbax has closed, and
-  print tracebacks from other threads: they are caught here and dropped. A
-  good read's messages are passed on.
+  same to the user: the files are damaged.
   """
-  with _captured_stderr() as captured:
-    try:
-      result = read()
-    except Exception as e:  # pylint: disable=broad-except
-      time.sleep(0.5)  # Lets the reads in flight land in the buffer.
-      error = CheckpointError(f'{where} is corrupt: {what}{_one_line(e)}')
-    else:
-      error = None
-      messages = captured()
-  if error is not None:
-    raise error from None
-  sys.stderr.write(messages)
-  return result
+  try:
+    return read()
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(f'{where} is corrupt: {what}{_one_line(e)}') from None
 
 
 def _empty_fields_absent_on_disk(saved: Any, target: Any) -> list[str]:
@@ -214,6 +180,26 @@ def _empty_fields_absent_on_disk(saved: Any, target: Any) -> list[str]:
           and not jax.tree.leaves(getattr(target, f.name))]
 
 
+def _saved_tree(manager: ocp.CheckpointManager, step: int | None
+                ) -> tuple[int, str, dict[str, Any], int | None]:
+  """(step, its name for messages, its saved tree's metadata, its CRC).
+
+  Raises:
+    CheckpointError: no checkpoint, or metadata that cannot be read.
+  """
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise CheckpointError(
+        f'no checkpoint found in {manager.directory}; train first '
+        '(--mode=train) or point --workdir at a run folder')
+  where = f'checkpoint {manager.directory}/{step}'
+  def metadata():
+    return (dict(manager.item_metadata(step)),
+            manager.metadata(step).custom_metadata.get('crc32'))
+  saved, crc = _read(where, 'its metadata cannot be read: ', metadata)
+  return step, where, saved, crc
+
+
 def restore(manager: ocp.CheckpointManager, target: Any,
             step: int | None = None) -> Any:
   """Restores the checkpoint at `step` (default: latest) into `target`'s shape.
@@ -228,16 +214,7 @@ def restore(manager: ocp.CheckpointManager, target: Any,
     CheckpointError: no checkpoint, or one that is corrupt or was saved by a
       different model.
   """
-  step = manager.latest_step() if step is None else step
-  if step is None:
-    raise CheckpointError(
-        f'no checkpoint found in {manager.directory}; train first '
-        '(--mode=train) or point --workdir at a run folder')
-  where = f'checkpoint {manager.directory}/{step}'
-  def metadata():
-    return (manager.item_metadata(step),
-            manager.metadata(step).custom_metadata.get('crc32'))
-  saved, expected_crc = _read(where, 'its metadata cannot be read: ', metadata)
+  step, where, saved, expected_crc = _saved_tree(manager, step)
   mismatch = _structure_mismatch(saved, target)
   if mismatch:
     raise CheckpointError(
@@ -259,50 +236,68 @@ def restore(manager: ocp.CheckpointManager, target: Any,
   return restored
 
 
-def is_full_state(manager: ocp.CheckpointManager, step: int) -> bool:
-  """Whether the checkpoint at `step` holds a whole train state.
-
-  Released models (`release.export`) hold only what inference needs
-  (params, batch_stats, step), without the optimizer state.
-  """
-  saved = _read(f'checkpoint {manager.directory}/{step}',
-                'its metadata cannot be read: ',
-                lambda: manager.item_metadata(step))
-  return any(path.startswith('opt_state') for path in _shapes(saved))
+# The order in which the trainer's `TrainState` lists its arrays: a full
+# checkpoint's checksum was taken over its leaves in this order.
+TRAIN_STATE_FIELDS = ('step', 'params', 'opt_state', 'batch_stats',
+                      'ema_params', 'rng')
 
 
-def restore_model(manager: ocp.CheckpointManager, state: Any,
-                  step: int | None = None) -> dict[str, Any]:
+def _zeros_like_saved(metadata: Any) -> Any:
+  """A restore target of host zeros with the saved tree's shapes and dtypes."""
+  def leaf(m):
+    if hasattr(m, 'shape') and m.shape != ():
+      return np.zeros(m.shape, m.dtype)
+    return np.zeros((), getattr(m, 'dtype', None) or np.int64)
+  return jax.tree.map(leaf, metadata)
+
+
+def restore_variables(manager: ocp.CheckpointManager, variables: Any,
+                      step: int | None = None) -> dict[str, Any]:
   """Restores what inference needs from a training or a released checkpoint.
+
+  Needs no optimizer: the saved tree is read as it was written, and only
+  the model's part is checked against `variables` and returned.
 
   Args:
     manager: from `create_manager`.
-    state: a freshly initialised train state of the checkpoint's config.
+    variables: the model's ``{'params', 'batch_stats'}`` (``batch_stats``
+      may be ``{}``), as arrays or as ``jax.ShapeDtypeStruct`` from
+      ``jax.eval_shape(model.init, ...)``.
     step: which step; the latest when None.
 
   Returns:
-    ``{'params', 'batch_stats', 'step'}``.
+    ``{'params', 'batch_stats', 'step'}``, the arrays in `variables`'
+    dtypes (a release may store them as float16, `release.export`). The
+    parameters are the moving average where the run kept one.
 
   Raises:
-    CheckpointError: as `restore`.
+    CheckpointError: no checkpoint, or one that is corrupt or was saved by a
+      different model.
   """
-  step = manager.latest_step() if step is None else step
-  if step is None or is_full_state(manager, step):
-    return model_variables(restore(manager, state, step))
-  # A release may store its arrays in a smaller float type (`release.export`):
-  # read them as saved, then compute in the model's own dtype.
-  variables = model_variables(state)
-  saved = _shapes(manager.item_metadata(step))
-  def as_saved(keys, leaf):
-    dtype = saved.get(_path(keys), (None, ''))[1]
-    if dtype and hasattr(leaf, 'dtype') and np.issubdtype(leaf.dtype, np.floating):
-      return leaf.astype(dtype)
-    return leaf
-  target = jax.tree_util.tree_map_with_path(as_saved, variables)
-  restored = restore(manager, target, step)
-  return jax.tree.map(
-      lambda x, like: x.astype(like.dtype) if hasattr(like, 'dtype') else x,
-      restored, variables)
+  step, where, saved, expected_crc = _saved_tree(manager, step)
+  saved_model = {'params': saved.get('params', {}),
+                 'batch_stats': saved.get('batch_stats', {})}
+  mismatch = _structure_mismatch(saved_model, variables, check_dtypes=False)
+  if mismatch:
+    raise CheckpointError(
+        f'{where} was saved by a different model or config: {mismatch}; use '
+        'the config it was trained with (its config.json) or another --workdir')
+  restored = _read(where, '', lambda: manager.restore(
+      step, args=ocp.args.StandardRestore(_zeros_like_saved(saved))))
+  if 'opt_state' in restored:  # A training checkpoint: a TrainState's order.
+    in_order = [restored[k] for k in TRAIN_STATE_FIELDS if k in restored]
+  else:  # A release: a dict's (sorted) order.
+    in_order = restored
+  if expected_crc is not None and fingerprint(in_order) != expected_crc:
+    raise CheckpointError(
+        f'{where} is corrupt: its arrays do not match the checksum written '
+        'with them; restore an earlier step or retrain')
+  params = restored.get('ema_params') or restored['params']
+  cast = lambda x, like: np.asarray(x).astype(like.dtype)
+  return {'params': jax.tree.map(cast, params, variables['params']),
+          'batch_stats': jax.tree.map(cast, restored.get('batch_stats', {}),
+                                      variables['batch_stats']),
+          'step': int(restored['step'])}
 
 
 def model_variables(state: Any) -> dict[str, Any]:

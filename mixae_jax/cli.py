@@ -11,20 +11,23 @@
 
 A mistake of the user's (bad data, config, checkpoint or input) ends with one
 line, ``error: ...``, and exit status 2; ``--verbose`` shows the traceback.
+The platform tuning of `mixae_jax.platform` is applied here, at start-up,
+and nowhere else; ``MIXAE_PLATFORM_TUNING=0`` turns it off.
 """
 
 import logging as std_logging
 import os
 import pathlib
 import sys
+import threading
 
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from mixae_jax import configuration
-from mixae_jax import host_memory
+from mixae_jax import config_io
+from mixae_jax import platform
 from mixae_jax.errors import ConfigError, MixaeError
 
 MODES = ('train', 'eval', 'separate', 'export')
@@ -94,8 +97,7 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     the checkpoint written (export).
   """
   # Imported here so that `--help` and flag errors answer without loading jax.
-  from mixae_jax import train  # pylint: disable=g-import-not-at-top
-
+  # pylint: disable=g-import-not-at-top
   if mode == 'separate':
     from mixae_jax import separate_files  # pylint: disable=g-import-not-at-top
     written = separate_files.separate_files(workdir, **separate_args)
@@ -106,6 +108,7 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     if config is None:
       raise ConfigError('--mode=train needs --config, e.g. '
                         '--config=configs/dual.py')
+    from mixae_jax import train
     return train.train_and_evaluate(config, workdir)
   if mode == 'export':
     from mixae_jax import release  # pylint: disable=g-import-not-at-top
@@ -115,10 +118,34 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     written = release.export(workdir, separate_args['output_dir'])
     print(written)
     return written
+  from mixae_jax import evaluate
   if config is None:
-    config = configuration.load(workdir)
-  return train.evaluate_checkpoint(config, workdir,
-                                   separate_args.get('output_dir'))
+    config = config_io.load(workdir)
+  return evaluate.evaluate_checkpoint(config, workdir,
+                                      separate_args.get('output_dir'))
+
+
+def _is_closed_loop_noise(exc: BaseException | None) -> bool:
+  """Whether `exc` is orbax's closed event loop answering a failed read."""
+  return isinstance(exc, RuntimeError) and 'Event loop is closed' in str(exc)
+
+
+def _drop_closed_loop_noise() -> None:
+  """Keeps a failed checkpoint read to its one line.
+
+  When a read fails, tensorstore's reads still in flight answer into the
+  event loop orbax has closed, and the resulting RuntimeErrors are printed
+  from other threads after the error was already reported. Only those are
+  dropped; every other error still prints.
+  """
+  unraisable_hook, thread_hook, except_hook = (
+      sys.unraisablehook, threading.excepthook, sys.excepthook)
+  sys.unraisablehook = lambda u: (
+      None if _is_closed_loop_noise(u.exc_value) else unraisable_hook(u))
+  threading.excepthook = lambda a: (
+      None if _is_closed_loop_noise(a.exc_value) else thread_hook(a))
+  sys.excepthook = lambda t, v, tb: (
+      None if _is_closed_loop_noise(v) else except_hook(t, v, tb))
 
 
 def main(argv: list[str]) -> None:
@@ -128,6 +155,7 @@ def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.INFO)
   if not FLAGS.verbose:
     logging.get_absl_handler().addFilter(_QuietLibraries())
+    _drop_closed_loop_noise()
   try:
     separate_args = {'output_dir': FLAGS.output_dir}
     if FLAGS.mode == 'separate':
@@ -141,25 +169,33 @@ def main(argv: list[str]) -> None:
     _fail(str(e))
 
 
+# The repository's configs/ folder (beside the package in a clone or an
+# editable install). It is not installed as a package of its own.
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
+
+
 def _find_config(argv: list[str]) -> list[str]:
   """Lets ``--config=configs/dual.py`` work from any folder.
 
   A config path that does not exist relative to the working directory is
-  looked up in the installed ``configs`` package (``dual``, ``dual.py`` and
-  ``configs/dual.py`` all name configs/dual.py).
+  looked up in the repository's configs/ (``dual``, ``dual.py`` and
+  ``configs/dual.py`` all name configs/dual.py). The folder above the
+  config's configs/ goes on ``sys.path``, as for ``python launch.py``, so
+  that configs can build on each other (``from configs import dual``).
   """
-  import configs  # pylint: disable=g-import-not-at-top
-
-  package = pathlib.Path(configs.__file__).parent
   resolved = []
   for arg in argv:
     if arg.startswith('--config=') and '.' not in arg.split('=', 1)[0][2:]:
       path, sep, override = arg.split('=', 1)[1].partition(':')
       if not pathlib.Path(path).exists():
         name = pathlib.Path(path).name
-        candidate = package / (name if name.endswith('.py') else name + '.py')
+        candidate = CONFIGS_DIR / (name if name.endswith('.py') else name + '.py')
         if candidate.is_file():
+          path = str(candidate)
           arg = f'--config={candidate}{sep}{override}'
+      folder = pathlib.Path(path).resolve().parent
+      if folder.name == 'configs' and str(folder.parent) not in sys.path:
+        sys.path.insert(0, str(folder.parent))
     resolved.append(arg)
   return resolved
 
@@ -184,6 +220,9 @@ def _fail(message: str) -> None:
 
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with one-line errors instead of tracebacks."""
+  if any(arg in ('-h', '--help', '-?', '--helpshort') for arg in argv[1:]):
+    # absl's own --help exits with status 1; asking for help is no error.
+    app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
   for arg in argv[1:]:
     if arg.startswith('--config=') and '--verbose' not in argv:
       path = arg.split('=', 1)[1].partition(':')[0]
@@ -209,13 +248,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def launch() -> None:
   """Runs the command line (what ``launch.py`` calls)."""
-  # First: glibc reads the huge-page setting only when a process starts.
-  host_memory.restart_with_huge_pages()
+  # First: glibc and XLA read their settings once, when the process starts.
+  platform.apply_process_tuning()
+  sys.argv = _find_config(sys.argv)
   _show_flags_in_help()
   app.run(main, flags_parser=_parse_flags)
-
-
-def entry_point() -> None:
-  """The ``mixae`` console script: launch.py, runnable from any folder."""
-  sys.argv = _find_config(sys.argv)
-  launch()

@@ -1,44 +1,30 @@
-"""Evaluation on the fixed eval pairs: per-image metrics, summaries, outputs."""
+"""Evaluation on the fixed eval pairs: per-image metrics, summaries, outputs.
 
-import functools
+`evaluate_checkpoint` is ``launch.py --mode=eval``; the trainer's final eval
+calls the same functions, so both give the same figures for a checkpoint.
+"""
+
 import pathlib
 from typing import Any, Mapping
 
-import flax
+from absl import logging
 import jax
+import ml_collections
 import numpy as np
 
 from mixae_jax import breakdown
-from mixae_jax import input_pipeline
+from mixae_jax import config_io
+from mixae_jax import inference
 from mixae_jax import metrics
-from mixae_jax import preprocessing
+from mixae_jax import models
+from mixae_jax import platform
+from mixae_jax import sharding
 from mixae_jax import writers
+from mixae_jax.data import pipeline
+from mixae_jax.data import preprocessing
+from mixae_jax.inference import separate, separate_jitted
 
-
-@flax.struct.dataclass
-class InferenceState:
-  """What inference needs: the model's apply function and its variables."""
-  apply_fn: Any = flax.struct.field(pytree_node=False)
-  params: Any
-  batch_stats: Any
-
-
-def separate(state: Any, mixture: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Runs the model in inference mode: mixture -> (digit, image).
-
-  Args:
-    state: a `TrainState` or `InferenceState` (anything with apply_fn,
-      params and batch_stats).
-    mixture: float32 [N, 32, 32, 3] in [0, 1].
-  """
-  variables = {'params': state.params}
-  if state.batch_stats:
-    variables['batch_stats'] = state.batch_stats
-  return state.apply_fn(variables, mixture, train=False)
-
-
-# One compiled inference function for eval figures and `Separator`.
-separate_jitted = jax.jit(separate)
+NUM_SAMPLE_ROWS = 10
 
 
 @jax.jit
@@ -47,7 +33,7 @@ def eval_step(state: Any, digits: jax.Array, images: jax.Array
   """Per-image metrics of the model and of the mixture-as-answer baseline.
 
   Args:
-    state: see `separate`.
+    state: see `inference.separate`.
     digits: uint8 [N, 28, 28] MNIST digits.
     images: uint8 [N, 32, 32, 3] CIFAR-10 images.
 
@@ -65,7 +51,7 @@ def eval_step(state: Any, digits: jax.Array, images: jax.Array
   }
 
 
-def per_image_metrics(state: Any, eval_set: input_pipeline.EvalSet,
+def per_image_metrics(state: Any, eval_set: pipeline.EvalSet,
                       batch_size: int, num_pairs: int | None = None,
                       sharding: jax.sharding.Sharding | None = None
                       ) -> dict[str, dict[str, np.ndarray]]:
@@ -111,7 +97,7 @@ def summary(per_image: Mapping[str, Mapping[str, np.ndarray]], step: int,
   }
 
 
-def predict_samples(state: Any, eval_set: input_pipeline.EvalSet,
+def predict_samples(state: Any, eval_set: pipeline.EvalSet,
                     indices: np.ndarray) -> dict[str, np.ndarray]:
   """Mixture, truths and predictions of the eval pairs at `indices`, for figures."""
   indices = np.asarray(indices)
@@ -124,7 +110,7 @@ def predict_samples(state: Any, eval_set: input_pipeline.EvalSet,
 
 
 def write_eval_outputs(workdir: str | pathlib.Path, state: Any,
-                       eval_set: input_pipeline.EvalSet,
+                       eval_set: pipeline.EvalSet,
                        per_image: Mapping[str, Mapping[str, np.ndarray]],
                        record: Mapping[str, Any],
                        num_samples: int = 10, num_worst: int = 16
@@ -168,3 +154,60 @@ def format_summary(record: Mapping[str, Any]) -> str:
                  f'SSIM {b["ssim"]:.4f})')
   return '\n'.join(lines)
 
+
+
+def run_eval(state: Any, step: int, eval_set: pipeline.EvalSet,
+             config: ml_collections.ConfigDict, output_dir: pathlib.Path,
+             writer: writers.MetricWriter,
+             data_sharding: jax.sharding.Sharding | None = None
+             ) -> dict[str, Any]:
+  """The full evaluation: eval/ outputs, metrics.jsonl and TensorBoard.
+
+  Returns:
+    The record written to ``<output_dir>/eval/metrics.json``.
+  """
+  per_image = per_image_metrics(state, eval_set, config.eval.batch_size,
+                                sharding=data_sharding)
+  record = summary(per_image, step, config.eval.pairing_seed)
+  out, grid = write_eval_outputs(output_dir, state, eval_set, per_image,
+                                 record, NUM_SAMPLE_ROWS)
+  writer.write_scalars(step, record, kind='eval')
+  writer.write_image(step, 'eval/samples', grid)
+  logging.info('Final eval at step %d on %d pairs (written to %s):\n%s', step,
+               record['num_pairs'], out, format_summary(record))
+  return record
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict,
+                        workdir: str | pathlib.Path,
+                        output_dir: str | pathlib.Path | None = None
+                        ) -> dict[str, Any]:
+  """``--mode=eval``: restores the latest checkpoint and re-writes eval outputs.
+
+  Gives exactly the metrics of the end-of-training eval for the same config.
+  Works on training runs and on released models (`release.export`).
+
+  Args:
+    config: the run's config (its config.json).
+    workdir: the run folder.
+    output_dir: where the outputs go: ``<output_dir>/eval``, metrics.jsonl
+      and TensorBoard events; `workdir` when None.
+
+  Returns:
+    The record written to ``<output_dir>/eval/metrics.json``.
+  """
+  config_io.validate(config)
+  workdir = pathlib.Path(workdir)
+  output_dir = workdir if output_dir is None else pathlib.Path(output_dir)
+  model = models.create_model(config.model, **platform.layer_forms())
+  # Fails before any output exists: no checkpoint, or another model's.
+  state, step = inference.restore_state(config, workdir, model=model)
+  writers.check_writable(output_dir / 'eval', flag='--output_dir')
+  mesh = sharding.make_mesh()
+  datasets = pipeline.load_datasets(config.data, with_train=False)
+  eval_set = pipeline.make_eval_set(datasets, config.eval.num_pairs,
+                                    config.eval.pairing_seed)
+  state = jax.device_put(state, sharding.replicated(mesh))
+  with writers.MetricWriter(output_dir) as writer:
+    return run_eval(state, step, eval_set, config, output_dir, writer,
+                    sharding.data_sharding(mesh))

@@ -12,7 +12,10 @@ import jax
 import jax.numpy as jnp
 
 from mixae_jax import checkpoints
-from mixae_jax import configuration
+from mixae_jax import config_io
+from mixae_jax import inference
+from mixae_jax import models
+from mixae_jax import writers
 from mixae_jax.errors import CheckpointError, ConfigError
 
 
@@ -34,27 +37,26 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   Raises:
     CheckpointError: no run to read, or `output_dir` holds a model already.
   """
-  from mixae_jax import train  # pylint: disable=g-import-not-at-top
-
   output_dir = pathlib.Path(output_dir)
   if checkpoints.checkpoint_dir(output_dir).exists():
     raise CheckpointError(
         f'{output_dir} already holds a model; remove it or choose another '
         '--output_dir (nothing was changed)')
-  config = configuration.load(workdir)
-  source = checkpoints.create_manager(workdir, read_only=True)
-  try:
-    variables = checkpoints.restore_model(
-        source, train.create_train_state(config), step)
-  finally:
-    source.close()
   if dtype not in ('float16', 'float32'):
     raise ConfigError(f'dtype={dtype!r}: use float16 or float32')
+  config = config_io.load(workdir)
+  model = models.create_model(config.model)
+  source = checkpoints.create_manager(workdir, read_only=True)
+  try:
+    variables = checkpoints.restore_variables(
+        source, inference.abstract_variables(model), step)
+  finally:
+    source.close()
   variables = jax.tree.map(
       lambda x: x.astype(dtype) if hasattr(x, 'dtype') and jnp.issubdtype(
           x.dtype, jnp.floating) else x,
       variables)
-  train.check_writable(output_dir)
+  writers.check_writable(output_dir, flag='--output_dir')
   # The data folder is the trainer's; users set MIXAE_DATA_DIR or use tfds.
   config.data.dir = ''
   manager = checkpoints.create_manager(output_dir, max_to_keep=1)
@@ -63,5 +65,5 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
     checkpoints.wait(manager)
   finally:
     manager.close()
-  configuration.save(config, output_dir)
+  config_io.save(config, output_dir)
   return checkpoints.checkpoint_dir(output_dir) / str(int(variables['step']))

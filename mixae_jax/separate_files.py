@@ -15,9 +15,9 @@ import numpy as np
 from mixae_jax import image_io
 from mixae_jax import metrics
 from mixae_jax import plots
-from mixae_jax import preprocessing
+from mixae_jax.data import preprocessing
 from mixae_jax.errors import InputError
-from mixae_jax.separator import Separator
+from mixae_jax.inference import Separator
 
 
 def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,

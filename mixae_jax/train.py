@@ -3,10 +3,10 @@
 `train_and_evaluate(config, workdir)` is the whole job behind
 ``launch.py --mode=train``: it resumes from the latest checkpoint in
 ``workdir`` when there is one, trains to ``config.num_train_steps``, and
-evaluates on the fixed eval pairs.
+evaluates on the fixed eval pairs (`evaluate.run_eval`).
 
 Training pairs are sampled inside the jitted step from uint8 images kept on
-the device (`input_pipeline.TrainPool`); the per-step rng is
+the device (`pipeline.TrainPool`); the per-step rng is
 ``fold_in(key(seed), step)``, so a resumed run draws exactly the pairs and
 dropout masks the uninterrupted run would have drawn.
 """
@@ -15,31 +15,38 @@ import functools
 import pathlib
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from absl import logging
 from flax.training import train_state
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
 import ml_collections
 import numpy as np
+import flax.linen as nn
 import optax
 import tqdm
 
 from mixae_jax import checkpoints
-from mixae_jax import configuration
+from mixae_jax import config_io
 from mixae_jax import evaluate
-from mixae_jax import faults
-from mixae_jax import input_pipeline
+from mixae_jax import inference
 from mixae_jax import metrics as metrics_lib
 from mixae_jax import models
+from mixae_jax import platform
 from mixae_jax import plots
-from mixae_jax import preprocessing
+from mixae_jax import sharding
 from mixae_jax import writers
+from mixae_jax.data import pipeline
+from mixae_jax.data import preprocessing
 from mixae_jax.errors import CheckpointError, NonFiniteLossError
 
-NUM_SAMPLE_ROWS = 10
+# Called by the training loop as ``callback(event, step)``: event 'step' right
+# after step `step` is dispatched (its computation may still be running),
+# 'save' right after the checkpoint of `step` has started to be written.
+# Tests pass one that kills the process there.
+Callback = Callable[[str, int], None]
 
 
 class TrainState(train_state.TrainState):
@@ -52,12 +59,6 @@ class TrainState(train_state.TrainState):
   batch_stats: Any
   ema_params: Any
   rng: jax.Array  # raw uint32 key data, so checkpoints hold plain arrays.
-
-
-def make_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-  """A 1-D mesh over all devices with the batch ('data') axis."""
-  devices = jax.devices() if devices is None else devices
-  return Mesh(np.asarray(devices), ('data',))
 
 
 def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -77,26 +78,58 @@ def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam (AdamW when weight_decay > 0), optionally with gradient clipping."""
+  """Adam (AdamW when weight_decay > 0), optionally with gradient clipping.
+
+  Equal settings give the same optimizer object: the train state holds it as
+  static data, so runs of equal settings share one compiled train step.
+  """
   opt = config.optimizer
-  schedule = make_schedule(config)
-  if opt.weight_decay:
-    adam = optax.adamw(schedule, weight_decay=opt.weight_decay)
+  return _optimizer(config.num_train_steps, opt.learning_rate, opt.schedule,
+                    opt.warmup_steps, opt.final_lr_fraction, opt.weight_decay,
+                    opt.grad_clip_norm)
+
+
+@functools.lru_cache(maxsize=64)
+def _optimizer(num_train_steps: int, learning_rate: float, schedule: str,
+               warmup_steps: int, final_lr_fraction: float,
+               weight_decay: float, grad_clip_norm: float
+               ) -> optax.GradientTransformation:
+  config = ml_collections.ConfigDict(dict(
+      num_train_steps=num_train_steps, optimizer=dict(
+          learning_rate=learning_rate, schedule=schedule,
+          warmup_steps=warmup_steps, final_lr_fraction=final_lr_fraction)))
+  lr = make_schedule(config)
+  if weight_decay:
+    adam = optax.adamw(lr, weight_decay=weight_decay)
   else:
-    adam = optax.adam(schedule)
-  if opt.grad_clip_norm:
-    return optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), adam)
+    adam = optax.adam(lr)
+  if grad_clip_norm:
+    return optax.chain(optax.clip_by_global_norm(grad_clip_norm), adam)
   return adam
 
 
-def create_train_state(config: ml_collections.ConfigDict) -> TrainState:
-  """A freshly initialised train state for `config` (seeded by config.seed)."""
-  model = models.create_model(config.model)
+@functools.partial(jax.jit, static_argnums=0)
+def _init_variables(model: nn.Module, key: jax.Array) -> Any:
+  """The model's initial variables; one compile per (equal) model."""
+  size = preprocessing.IMAGE_SIZE
+  return model.init({'params': key}, jnp.zeros((1, size, size, 3)),
+                    train=False)
+
+
+def create_train_state(config: ml_collections.ConfigDict,
+                       model: nn.Module | None = None) -> TrainState:
+  """A freshly initialised train state for `config` (seeded by config.seed).
+
+  Args:
+    config: the run's config.
+    model: the network; by default `config.model` built with this backend's
+      layer forms (`platform.layer_forms`), which share flax's parameters.
+  """
+  if model is None:
+    model = models.create_model(config.model, **platform.layer_forms())
   key = jax.random.key(config.seed)
   init_key, run_key = jax.random.split(key)
-  dummy = jnp.zeros((1, preprocessing.IMAGE_SIZE, preprocessing.IMAGE_SIZE, 3))
-  variables = jax.jit(functools.partial(model.init, train=False))(
-      {'params': init_key}, dummy)
+  variables = _init_variables(model, init_key)
   return TrainState.create(
       apply_fn=model.apply, params=variables['params'],
       tx=make_optimizer(config),
@@ -131,7 +164,8 @@ def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
         "pretrained/dual), or '' to start from random weights")
   manager = checkpoints.create_manager(source, read_only=True)
   try:
-    restored = checkpoints.restore_model(manager, state)
+    restored = checkpoints.restore_variables(
+        manager, {'params': state.params, 'batch_stats': state.batch_stats})
   except CheckpointError as e:
     raise CheckpointError(f'{where} cannot start this model: {e}') from None
   finally:
@@ -157,7 +191,7 @@ def task_io(task: str, batch: preprocessing.Mixtures
     return batch.mixture, batch.mixture, batch.mixture
   if task == 'reconstruct_digit':
     return batch.digit, batch.digit, batch.digit
-  raise ValueError(f'unknown task {task!r}; use one of {configuration.TASKS}')
+  raise ValueError(f'unknown task {task!r}; use one of {config_io.TASKS}')
 
 
 def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
@@ -243,10 +277,10 @@ def ema_update(ema: Any, params: Any, step: jax.Array, decay: float) -> Any:
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
-def inference_state(state: TrainState) -> evaluate.InferenceState:
+def inference_state(state: TrainState) -> inference.InferenceState:
   """The model a train state evaluates as: its EMA parameters, if it has them."""
   variables = checkpoints.model_variables(state)
-  return evaluate.InferenceState(apply_fn=state.apply_fn,
+  return inference.InferenceState(apply_fn=state.apply_fn,
                                  params=variables['params'],
                                  batch_stats=variables['batch_stats'])
 
@@ -255,7 +289,7 @@ def inference_state(state: TrainState) -> evaluate.InferenceState:
     jax.jit, donate_argnums=0,
     static_argnames=('batch_size', 'data_sharding', 'digit_weight',
                      'image_weight', 'task', 'ssim_weight', 'ema_decay'))
-def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
+def train_step_on_pool(state: TrainState, pool: pipeline.TrainPool, *,
                        batch_size: int,
                        data_sharding: NamedSharding | None = None,
                        digit_weight: float = 1.0, image_weight: float = 1.0,
@@ -273,33 +307,15 @@ def train_step_on_pool(state: TrainState, pool: input_pipeline.TrainPool, *,
   """
   key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
   sample_key, dropout_key = jax.random.split(key)
-  batch = input_pipeline.sample_batch(pool, sample_key, batch_size)
+  batch = pipeline.sample_batch(pool, sample_key, batch_size)
   if data_sharding is not None:
     batch = jax.lax.with_sharding_constraint(batch, data_sharding)
   new_state, metrics = train_step(state, batch, dropout_key, digit_weight,
                                   image_weight, task, ssim_weight, ema_decay)
   if data_sharding is not None:
-    replicated = NamedSharding(data_sharding.mesh, P())
+    replicated = sharding.replicated(data_sharding.mesh)
     new_state = jax.lax.with_sharding_constraint(new_state, replicated)
   return new_state, metrics
-
-
-def check_writable(folder: pathlib.Path) -> None:
-  """Fails fast, before any work, when `folder` cannot be written.
-
-  Raises:
-    CheckpointError: naming the folder and the system's reason.
-  """
-  probe = folder / '.mixae_write_test'
-  try:
-    folder.mkdir(parents=True, exist_ok=True)
-    probe.write_bytes(b'ok')
-    probe.unlink()
-  except OSError as e:
-    raise CheckpointError(
-        f'cannot write to {folder}: {e.strerror or e}; make it writable, free '
-        'disk space, or choose another --workdir (nothing in it was '
-        'changed)') from None
 
 
 def _check_finite(history: list[tuple[int, dict[str, Any]]],
@@ -323,27 +339,29 @@ def _mean_metrics(history: list[tuple[int, dict[str, Any]]]) -> dict[str, float]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str | pathlib.Path) -> dict[str, Any]:
+                       workdir: str | pathlib.Path,
+                       callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
   """Trains (resuming from ``workdir`` if it has checkpoints), then evaluates.
 
   Args:
     config: a config like ``configs/dual.py``'s.
     workdir: where checkpoints, metrics, TensorBoard events and figures go.
+    callbacks: called at each step and save (see `Callback`).
 
   Returns:
     The final evaluation record (what ``eval/metrics.json`` holds).
   """
-  configuration.validate(config)
+  config_io.validate(config)
   workdir = pathlib.Path(workdir)
-  check_writable(workdir)
-  mesh = make_mesh()
-  data_sharding = NamedSharding(mesh, P('data'))
-  replicated = NamedSharding(mesh, P())
+  writers.check_writable(workdir)
+  mesh = sharding.make_mesh()
+  data_sharding = sharding.data_sharding(mesh)
+  replicated = sharding.replicated(mesh)
 
   # Data first: a bad data folder or eval size fails before the workdir gets
   # a checkpoints folder.
-  datasets = input_pipeline.load_datasets(config.data)
-  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
+  datasets = pipeline.load_datasets(config.data)
+  eval_set = pipeline.make_eval_set(datasets, config.eval.num_pairs,
                                           config.eval.pairing_seed)
   state = create_train_state(config)
   manager = checkpoints.create_manager(
@@ -359,15 +377,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   # resumed run with a changed config writes it with its first checkpoint, so
   # a run that fails before saving leaves the old one in place.
   config_pending = True
-  if not (workdir / configuration.CONFIG_FILE).exists():
-    configuration.save(config, workdir)
+  if not (workdir / config_io.CONFIG_FILE).exists():
+    config_io.save(config, workdir)
     config_pending = False
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('Model %s: %.2f M parameters; %d device(s).', config.model.name,
                num_params / 1e6, mesh.size)
 
   state = jax.device_put(state, replicated)
-  pool = input_pipeline.make_train_pool(
+  pool = pipeline.make_train_pool(
       datasets, replicated, num_pairs=config.data.get('train_pairs', 0),
       pairing_seed=config.seed)
   del datasets
@@ -395,7 +413,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     while step < config.num_train_steps:
       state, metrics = step_fn(state, pool)
       step += 1
-      faults.maybe_kill('step', step)
+      for callback in callbacks:
+        callback('step', step)
       interval_steps += 1
       history.append((step, metrics))  # Device arrays: no host sync here.
       is_last = step == config.num_train_steps
@@ -413,12 +432,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step % config.checkpoint.every_steps == 0 or is_last:
         _check_finite(jax.device_get(history), manager)  # Never save a NaN.
         checkpoints.save(manager, step, state)
-        faults.maybe_kill('save', step)  # Tests: a kill while files are written.
+        for callback in callbacks:  # While the files are being written.
+          callback('save', step)
         # Finish writing before training on: a kill then loses at most one
         # save interval (the host copy is taken already; the wait is the I/O).
         checkpoints.wait(manager)
         if config_pending:
-          configuration.save(config, workdir)
+          config_io.save(config, workdir)
           config_pending = False
       if (config.eval.every_steps and step % config.eval.every_steps == 0
           and not is_last):
@@ -427,8 +447,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         interval_start, interval_steps = time.perf_counter(), 0
     progress.close()
     checkpoints.wait(manager)
-    record = _final_eval(inference_state(state), int(state.step), eval_fn,
-                         eval_set, config, workdir, writer)
+    record = evaluate.run_eval(inference_state(state), int(state.step),
+                               eval_set, config, workdir, writer, data_sharding)
   finally:
     progress.close()
     writer.close()
@@ -456,7 +476,7 @@ def _report(progress: tqdm.tqdm, step: int, total: int,
 
 
 def _periodic_eval(state: Any, step: int, eval_fn: Any,
-                   eval_set: input_pipeline.EvalSet,
+                   eval_set: pipeline.EvalSet,
                    config: ml_collections.ConfigDict,
                    writer: writers.MetricWriter) -> None:
   """A cheaper eval during training: the first periodic_num_pairs pairs."""
@@ -465,65 +485,8 @@ def _periodic_eval(state: Any, step: int, eval_fn: Any,
   record = evaluate.summary(eval_fn(state, num_pairs=n), step,
                             config.eval.pairing_seed)
   writer.write_scalars(step, record, kind='eval')
-  samples = evaluate.predict_samples(state, eval_set, np.arange(NUM_SAMPLE_ROWS))
+  samples = evaluate.predict_samples(state, eval_set,
+                                     np.arange(evaluate.NUM_SAMPLE_ROWS))
   writer.write_image(step, 'eval/samples', plots.sample_grid(samples))
   logging.info('eval at step %d on %d pairs:\n%s', step, n,
                evaluate.format_summary(record))
-
-
-def _final_eval(state: Any, step: int, eval_fn: Any,
-                eval_set: input_pipeline.EvalSet,
-                config: ml_collections.ConfigDict, workdir: pathlib.Path,
-                writer: writers.MetricWriter) -> dict[str, Any]:
-  """The full evaluation: eval/ outputs, JSONL and TensorBoard."""
-  per_image = eval_fn(state)
-  record = evaluate.summary(per_image, step, config.eval.pairing_seed)
-  out, grid = evaluate.write_eval_outputs(workdir, state, eval_set, per_image,
-                                          record, NUM_SAMPLE_ROWS)
-  writer.write_scalars(step, record, kind='eval')
-  writer.write_image(step, 'eval/samples', grid)
-  logging.info('Final eval at step %d on %d pairs (written to %s):\n%s', step,
-               record['num_pairs'], out, evaluate.format_summary(record))
-  return record
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict,
-                        workdir: str | pathlib.Path,
-                        output_dir: str | pathlib.Path | None = None
-                        ) -> dict[str, Any]:
-  """``--mode=eval``: restores the latest checkpoint and re-writes eval outputs.
-
-  Gives exactly the metrics of the end-of-training eval for the same config.
-  Works on training runs and on released models (`release.export`).
-
-  Args:
-    config: the run's config (its config.json).
-    workdir: the run folder.
-    output_dir: where the outputs go: ``<output_dir>/eval``, metrics.jsonl
-      and TensorBoard events; `workdir` when None.
-  """
-  configuration.validate(config)
-  workdir = pathlib.Path(workdir)
-  output_dir = workdir if output_dir is None else pathlib.Path(output_dir)
-  manager = checkpoints.create_manager(workdir, read_only=True)
-  check_writable(output_dir / 'eval')
-  initial = create_train_state(config)
-  try:
-    restored = checkpoints.restore_model(manager, initial)
-  finally:
-    manager.close()
-  state = evaluate.InferenceState(apply_fn=initial.apply_fn,
-                                  params=restored['params'],
-                                  batch_stats=restored['batch_stats'])
-  step = int(restored['step'])
-  mesh = make_mesh()
-  datasets = input_pipeline.load_datasets(config.data, with_train=False)
-  eval_set = input_pipeline.make_eval_set(datasets, config.eval.num_pairs,
-                                          config.eval.pairing_seed)
-  state = jax.device_put(state, NamedSharding(mesh, P()))
-  eval_fn = functools.partial(
-      evaluate.per_image_metrics, eval_set=eval_set,
-      batch_size=config.eval.batch_size, sharding=NamedSharding(mesh, P('data')))
-  with writers.MetricWriter(output_dir) as writer:
-    return _final_eval(state, step, eval_fn, eval_set, config, output_dir,
-                       writer)

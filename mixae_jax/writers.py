@@ -8,6 +8,7 @@ TensorFlow needed. Read the JSONL back with `read_jsonl`.
 import io
 import json
 import math
+import os
 import pathlib
 import time
 from typing import Any, Mapping
@@ -17,6 +18,34 @@ from PIL import Image
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from mixae_jax.errors import CheckpointError
+
+
+def check_writable(folder: str | pathlib.Path, flag: str = '--workdir') -> None:
+  """Fails fast, before any work, when `folder` cannot be created or written.
+
+  Args:
+    folder: the folder a run will write to (created if absent).
+    flag: the command-line flag that named it, for the message.
+
+  Raises:
+    CheckpointError: naming the folder and the system's reason.
+  """
+  folder = pathlib.Path(folder)
+  # One probe per process: processes sharing a folder never remove another's.
+  probe = folder / f'.mixae_write_test.{os.getpid()}'
+  try:
+    if folder.exists() and not folder.is_dir():
+      raise NotADirectoryError(20, 'it is a file, not a folder')
+    folder.mkdir(parents=True, exist_ok=True)
+    probe.write_bytes(b'ok')
+    probe.unlink()
+  except OSError as e:
+    raise CheckpointError(
+        f'cannot write to {folder}: {e.strerror or e}; make it writable, free '
+        f'disk space, or choose another {flag} (nothing in it was '
+        'changed)') from None
 
 
 def _to_builtin(value: Any) -> Any:

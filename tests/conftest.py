@@ -8,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from configs import quick
+from configs import tiny
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -69,23 +69,10 @@ def data_dir(tmp_path_factory) -> pathlib.Path:
 
 
 def tiny_config(data_dir: pathlib.Path, **overrides) -> ml_collections.ConfigDict:
-  """configs/quick.py shrunk to seconds: a 2-level U-Net, a few steps."""
-  config = quick.get_config()
+  """configs/tiny.py on the synthetic data, with dotted-key overrides."""
+  config = tiny.get_config()
   config.data.source = 'local'
   config.data.dir = str(data_dir)
-  config.model.widths = (4, 8)
-  config.batch_size = 8
-  config.num_train_steps = 6
-  config.optimizer.warmup_steps = 2
-  # The rate the tests' tolerances were set at; quick.py's higher peak is
-  # tuned for its 1,500 steps at a real width, not for a few tiny steps.
-  config.optimizer.learning_rate = 2e-3
-  config.log_every_steps = 2
-  config.checkpoint.every_steps = 3
-  config.eval.num_pairs = 40
-  config.eval.batch_size = 16  # 40 = 16 + 16 + 8: the padded tail is tested.
-  config.eval.every_steps = 3
-  config.eval.periodic_num_pairs = 16
   for key, value in overrides.items():
     target = config
     *parents, leaf = key.split('.')

@@ -13,7 +13,9 @@ import sys
 
 import jax
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+# The tests' helpers, and the repository's configs/ (as pytest's pythonpath).
+sys.path[:0] = [str(pathlib.Path(__file__).parent),
+                str(pathlib.Path(__file__).parents[1])]
 from conftest import tiny_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from mixae_jax import checkpoints, train, writers  # pylint: disable=wrong-import-position
 

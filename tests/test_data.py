@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import write_cifar_batch, write_dataset, write_idx
-from mixae_jax import input_pipeline, local_files
+from mixae_jax.data import local_files, pipeline
 from mixae_jax.errors import ConfigError, DataError
 
 
@@ -19,7 +19,7 @@ def _data_config(**kw) -> ml_collections.ConfigDict:
 
 
 def test_reads_a_complete_folder(data_dir):
-  ds = input_pipeline.load_datasets(_data_config(dir=str(data_dir)))
+  ds = pipeline.load_datasets(_data_config(dir=str(data_dir)))
   assert ds.mnist_train.images.shape == (200, 28, 28)
   assert ds.mnist_test.images.shape == (100, 28, 28)
   assert ds.cifar_train.images.shape == (200, 32, 32, 3)
@@ -107,19 +107,19 @@ def test_cifar_batch_of_the_wrong_size(tmp_path):
 
 def test_missing_folder_and_missing_files():
   with pytest.raises(DataError, match='does not exist'):
-    input_pipeline.resolve_source(_data_config(source='local', dir='/nonexistent'))
+    pipeline.resolve_source(_data_config(source='local', dir='/nonexistent'))
   with pytest.raises(ConfigError, match="data.source='s3' is unknown"):
-    input_pipeline.resolve_source(_data_config(source='s3'))
+    pipeline.resolve_source(_data_config(source='s3'))
 
 
 def test_incomplete_folder_names_a_missing_file(tmp_path):
   root = write_dataset(tmp_path / 'd', n_train=10, n_test=10)
   (root / local_files.CIFAR_DIR / 'data_batch_3.bin').unlink()
   with pytest.raises(DataError, match='data_batch_3.bin'):
-    input_pipeline.resolve_source(_data_config(source='local', dir=str(root)))
+    pipeline.resolve_source(_data_config(source='local', dir=str(root)))
   # auto falls through to tfds when the folder is incomplete.
-  assert input_pipeline.resolve_source(_data_config(dir=str(root))) == 'tfds'
-  assert input_pipeline.resolve_source(_data_config(dir=str(tmp_path / 'd'))) == 'tfds'
+  assert pipeline.resolve_source(_data_config(dir=str(root))) == 'tfds'
+  assert pipeline.resolve_source(_data_config(dir=str(tmp_path / 'd'))) == 'tfds'
 
 
 def test_offline_without_data_fails_fast(tmp_path, monkeypatch):
@@ -130,7 +130,7 @@ def test_offline_without_data_fails_fast(tmp_path, monkeypatch):
   config = _data_config(dir=str(tmp_path / 'none'), tfds_dir=str(tmp_path / 'tfds'))
   start = time.monotonic()
   with pytest.raises(DataError, match='prepare.py') as info:
-    input_pipeline.load_datasets(config)
+    pipeline.load_datasets(config)
   assert time.monotonic() - start < 30  # tfds alone would retry for minutes.
   assert '\n' not in str(info.value)
 
@@ -138,7 +138,7 @@ def test_offline_without_data_fails_fast(tmp_path, monkeypatch):
 def test_tfds_source_reads_mock_data():
   tfds = pytest.importorskip('tensorflow_datasets')
   with tfds.testing.mock_data(num_examples=12):
-    ds = input_pipeline.load_datasets(_data_config(source='tfds'))
+    ds = pipeline.load_datasets(_data_config(source='tfds'))
   assert ds.mnist_train.images.shape == (12, 28, 28)
   assert ds.cifar_test.images.shape == (12, 32, 32, 3)
   assert ds.mnist_test.images.dtype == np.uint8
@@ -146,26 +146,26 @@ def test_tfds_source_reads_mock_data():
 
 
 def test_eval_pairing_is_fixed_by_seed_and_documented():
-  a = input_pipeline.pairing(50, 3, 100, 80)
-  b = input_pipeline.pairing(50, 3, 100, 80)
+  a = pipeline.pairing(50, 3, 100, 80)
+  b = pipeline.pairing(50, 3, 100, 80)
   np.testing.assert_array_equal(a[0], b[0])
   np.testing.assert_array_equal(a[1], b[1])
   rng = np.random.default_rng(3)
   np.testing.assert_array_equal(a[0], rng.permutation(100)[:50])
   np.testing.assert_array_equal(a[1], rng.permutation(80)[:50])
   assert len(set(a[0])) == 50 and len(set(a[1])) == 50  # No image twice.
-  c = input_pipeline.pairing(50, 4, 100, 80)
+  c = pipeline.pairing(50, 4, 100, 80)
   assert not np.array_equal(a[0], c[0])
   with pytest.raises(ConfigError, match='eval.num_pairs=81 must be in 1..80'):
-    input_pipeline.pairing(81, 0, 100, 80)
+    pipeline.pairing(81, 0, 100, 80)
 
 
 def test_sample_batch_draws_fresh_pairs_from_the_pool(data_dir):
   import jax
-  ds = input_pipeline.load_datasets(_data_config(dir=str(data_dir)))
-  pool = input_pipeline.make_train_pool(ds)
-  a = input_pipeline.sample_batch(pool, jax.random.key(0), 16)
-  b = input_pipeline.sample_batch(pool, jax.random.key(1), 16)
+  ds = pipeline.load_datasets(_data_config(dir=str(data_dir)))
+  pool = pipeline.make_train_pool(ds)
+  a = pipeline.sample_batch(pool, jax.random.key(0), 16)
+  b = pipeline.sample_batch(pool, jax.random.key(1), 16)
   assert a.mixture.shape == (16, 32, 32, 3)
   assert not np.allclose(a.mixture, b.mixture)
   np.testing.assert_allclose(a.mixture, (a.digit + a.cifar) / 2, atol=1e-7)

@@ -24,26 +24,10 @@ def _launch(*args, timeout=600):
 
 
 def _tiny_flags(data_dir):
-  return [f'--config={REPO / "configs" / "quick.py"}',
-          f'--config.data.dir={data_dir}', '--config.data.source=local',
-          '--config.model.widths=(4, 8)', '--config.batch_size=8',
-          '--config.num_train_steps=4', '--config.log_every_steps=2',
-          '--config.checkpoint.every_steps=2', '--config.eval.every_steps=0',
-          '--config.eval.num_pairs=24', '--config.eval.batch_size=8']
-
-
-def test_train_then_eval_from_the_command_line(data_dir, tmp_path):
-  workdir = tmp_path / 'run'
-  result = _launch(*_tiny_flags(data_dir), f'--workdir={workdir}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'Final eval at step 4' in result.stderr
-  trained = json.loads((workdir / 'eval' / 'metrics.json').read_text())
-  assert trained['step'] == 4 and trained['num_pairs'] == 24
-  (workdir / 'eval' / 'metrics.json').unlink()
-  # --mode=eval needs no --config: it reads the run's config.json.
-  result = _launch('--mode=eval', f'--workdir={workdir}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert json.loads((workdir / 'eval' / 'metrics.json').read_text()) == trained
+  return ['--config=configs/tiny.py', f'--config.data.dir={data_dir}',
+          '--config.data.source=local', '--config.num_train_steps=4',
+          '--config.checkpoint.every_steps=2', '--config.eval.num_pairs=24',
+          '--config.eval.batch_size=8']
 
 
 def test_user_errors_are_one_line_without_traceback(data_dir, tmp_path):
@@ -61,14 +45,15 @@ def test_user_errors_are_one_line_without_traceback(data_dir, tmp_path):
   assert result.returncode != 0 and 'Traceback' in result.stderr
 
 
-def test_progress_bar_on_a_terminal_and_tensorboard_images(data_dir, tmp_path):
+def test_train_on_a_terminal_then_eval_from_the_command_line(data_dir, tmp_path):
   workdir = tmp_path / 'run'
   leader, follower = pty.openpty()  # stderr is a terminal: the bar turns on.
   fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))
   proc = subprocess.Popen(
       [sys.executable, 'launch.py', *_tiny_flags(data_dir), f'--workdir={workdir}',
        '--config.eval.every_steps=2'],
-      cwd=REPO, stdout=subprocess.DEVNULL, stderr=follower)
+      cwd=REPO, stdout=subprocess.DEVNULL, stderr=follower,
+      env=dict(os.environ, PYTHONUNBUFFERED='1'))
   os.close(follower)
   output = b''
   while True:
@@ -89,21 +74,35 @@ def test_progress_bar_on_a_terminal_and_tensorboard_images(data_dir, tmp_path):
   assert 'train/loss' in events.Tags()['scalars']
   # Without a terminal the numbers still go to metrics.jsonl.
   assert '"kind": "train"' in (workdir / 'metrics.jsonl').read_text()
+  trained = json.loads((workdir / 'eval' / 'metrics.json').read_text())
+  assert trained['step'] == 4 and trained['num_pairs'] == 24
+  (workdir / 'eval' / 'metrics.json').unlink()
+  # --mode=eval needs no --config: it reads the run's config.json.
+  result = _launch('--mode=eval', f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Final eval at step 4' in result.stderr
+  assert json.loads((workdir / 'eval' / 'metrics.json').read_text()) == trained
 
 
-def test_console_script_finds_configs_from_any_folder(tmp_path, monkeypatch):
+def test_help_exits_zero_and_lists_modes_and_flags():
+  result = _launch('--help')
+  assert result.returncode == 0, result.stderr[-2000:]
+  for word in ('--mode', 'train|eval|separate|export', '--workdir', '--config',
+               '--input', '--digit', '--output_dir', '--[no]resize'):
+    assert word in result.stdout, word
+
+
+def test_console_script_finds_configs_from_any_folder(data_dir, tmp_path):
   mixae = shutil.which('mixae', path=str(pathlib.Path(sys.executable).parent))
   if mixae is None:
     pytest.skip('the mixae console script is not installed (pip install -e .)')
-  result = subprocess.run([mixae, '--help'], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
-  # (absl's --help exits with status 1 by design; what it prints matters.)
-  for word in ('--mode', 'train|eval|separate', '--workdir', '--config',
-               '--input', '--digit', '--output_dir', '--[no]resize'):
-    assert word in result.stdout, word
-  from mixae_jax import cli
-  monkeypatch.chdir(tmp_path)  # Where configs/quick.py does not exist.
-  resolved = cli._find_config(['mixae', '--config=configs/quick.py:x',
-                               '--config.batch_size=8'])
-  assert resolved[1] == f'--config={REPO / "configs" / "quick.py"}:x'
-  assert resolved[2] == '--config.batch_size=8'
+  # configs/tiny.py builds on quick.py and dual.py (`from configs import`),
+  # which no installed package provides: the command finds them itself.
+  result = subprocess.run(
+      [mixae, '--config=configs/tiny.py', f'--config.data.dir={data_dir}',
+       '--config.batch_size=0', f'--workdir={tmp_path / "w"}'], cwd=tmp_path,
+      capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert result.stderr.strip().splitlines()[-1] == (
+      'error: batch_size=0 must be an integer >= 1')
+  assert not (tmp_path / 'w').exists()

@@ -1,6 +1,5 @@
 """Model output shapes, ranges, parameter counts and train/eval behaviour."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -8,7 +7,8 @@ import numpy as np
 import pytest
 
 from mixae_jax import models
-from mixae_jax import preprocessing
+from mixae_jax.models import heads
+from mixae_jax.data import preprocessing
 from mixae_jax.errors import ConfigError
 
 
@@ -95,93 +95,40 @@ def test_bad_model_settings_raise_config_errors(field, value, message):
     models.create_model(config)
 
 
-@pytest.mark.parametrize('kernel, padding, size, form', [
-    (4, ((2, 2), (2, 2)), 4, 'window'), (4, ((2, 2), (2, 2)), 8, 'window'),
-    (4, ((2, 2), (2, 2)), 4, 'phases'), (4, ((2, 2), (2, 2)), 8, 'phases'),
-    (2, 'SAME', 4, 'window'), (2, 'SAME', 16, 'window')])
-def test_sub_pixel_upsampling_equals_conv_transpose(kernel, padding, size, form):
-  reference = nn.ConvTranspose(6, (kernel, kernel), strides=(2, 2), padding=padding)
-  x = jax.random.normal(jax.random.key(0), (3, size, size, 5))
-  variables = reference.init(jax.random.key(1), x)
-  # Random bias too, so every parameter is exercised.
-  variables = jax.tree.map(lambda p: jax.random.normal(jax.random.key(2), p.shape),
-                           variables)
-  ours = models.UpConv2x(6, kernel, form=form)
-  assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(
-      jnp.shape, variables)
-  want = reference.apply(variables, x)
-  got = ours.apply(variables, x)
-  assert got.shape == want.shape == (3, 2 * size, 2 * size, 6)
-  np.testing.assert_allclose(got, want, atol=2e-5, rtol=2e-5)
-  # And the gradients, which training uses.
-  loss = lambda f: lambda v, x: jnp.sum(jnp.sin(f.apply(v, x)))
-  g_ref = jax.grad(loss(reference), argnums=(0, 1))(variables, x)
-  g_our = jax.grad(loss(ours), argnums=(0, 1))(variables, x)
-  for a, b in zip(jax.tree.leaves(g_our), jax.tree.leaves(g_ref)):
-    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
-
-
-def test_sub_pixel_upsampling_picks_its_form_by_width():
-  x = jnp.zeros((1, 4, 4, 8))
-  def convolutions(features, kernel):
-    layer = models.UpConv2x(features, kernel)
-    variables = layer.init(jax.random.key(0), x)
-    return str(jax.make_jaxpr(layer.apply)(variables, x)).count('conv_general_dilated')
-  wide = models.UPCONV_PHASES_MIN_FEATURES
-  assert convolutions(wide, 4) == 4  # One 2x2 convolution per output parity.
-  assert convolutions(wide - 1, 4) == 1  # One dense 3x3 window.
-  assert convolutions(wide, 2) == 1  # k=2: the 1x1 window is already exact.
-  with pytest.raises(ValueError, match='phases.*kernel_size=4'):
-    models.UpConv2x(wide, 2, form='phases').init(jax.random.key(0), x)
-
-
-@pytest.mark.parametrize('use_bias', [False, True])
-def test_concat_conv_equals_conv_of_the_concatenation(use_bias):
-  reference = nn.Conv(7, (3, 3), use_bias=use_bias)
-  xs = [jax.random.normal(jax.random.key(i), (2, 8, 8, c))
-        for i, c in enumerate((5, 3))]
-  joined = jnp.concatenate(xs, -1)
-  variables = reference.init(jax.random.key(1), joined)
-  ours = models.ConcatConv(7, use_bias=use_bias)
-  # Same parameters, same initial values: checkpoints are interchangeable.
-  mine = ours.init(jax.random.key(1), xs)
-  assert jax.tree.map(jnp.shape, mine) == jax.tree.map(jnp.shape, variables)
-  for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(variables)):
-    np.testing.assert_array_equal(a, b)
-  variables = jax.tree.map(lambda p: jax.random.normal(jax.random.key(2), p.shape),
-                           variables)
-  np.testing.assert_allclose(ours.apply(variables, xs),
-                             reference.apply(variables, joined),
-                             atol=2e-5, rtol=2e-5)
-  loss_ours = lambda v, xs: jnp.sum(jnp.sin(ours.apply(v, xs)))
-  loss_ref = lambda v, xs: jnp.sum(jnp.sin(reference.apply(v, jnp.concatenate(xs, -1))))
-  g_our = jax.grad(loss_ours, argnums=(0, 1))(variables, xs)
-  g_ref = jax.grad(loss_ref, argnums=(0, 1))(variables, xs)
-  for a, b in zip(jax.tree.leaves(g_our), jax.tree.leaves(g_ref)):
-    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
-
-
-def test_unet_parameter_names_match_a_plain_conv_block():
-  # The decoders' first convolutions are ConcatConvs named like the nn.Conv
-  # they replace, so releases trained before the change still restore.
+def test_unet_parameter_names_are_those_of_the_release():
+  # pretrained/dual was saved with these names; they must not drift.
   variables, _ = _init(_unet(norm='none'))
-  block = variables['params']['digit_decoder']['ConvBlock_0']
+  decoder = variables['params']['digit_decoder']
+  assert set(decoder) == {'UpConv2x_0', 'ConvBlock_0', 'Conv_0'}
+  block = decoder['ConvBlock_0']
   assert set(block) == {'Conv_0', 'Conv_1'}
   assert block['Conv_0']['kernel'].shape == (3, 3, 16, 8)
   assert set(block['Conv_0']) == {'kernel', 'bias'}
 
 
-def test_max_pool_2x2_equals_flax_max_pool():
-  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 5))
-  reference = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
-  np.testing.assert_array_equal(models.max_pool_2x2(x), reference(x))
-  # Gradients, as the U-Net uses it: after a ReLU, so that many windows are
-  # all zeros (tied maxima), whose gradient the ReLU stops in both forms.
-  loss = lambda pool: lambda x: jnp.sum(jnp.sin(3.0 * pool(jax.nn.relu(x))))
-  got = jax.grad(loss(models.max_pool_2x2))(x)
-  want = jax.grad(loss(reference))(x)
-  np.testing.assert_array_equal(got, want)
-  assert np.count_nonzero(got) == np.count_nonzero(np.asarray(reference(x)) > 0)
+def test_module_defaults_are_the_default_config():
+  from configs import dual  # pylint: disable=g-import-not-at-top
+  model = dual.get_config().model
+  built = models.create_model(model)
+  assert built == models.UNet()  # Every field, layer forms included.
+  assert models.UNet().widths == tuple(model.widths)
+
+
+@pytest.mark.parametrize('name', ['unet', 'seed004'])
+def test_jvp_and_grad_through_the_default_model(name):
+  # The default (flax) layers support every JAX transformation.
+  model = (models.UNet(widths=(4, 8)) if name == 'unet' else models.Seed004())
+  variables, x = _init(model)
+  f = lambda x: model.apply(variables, x)[1]
+  tangent = jax.random.normal(jax.random.key(2), x.shape)
+  cotangent = jax.random.normal(jax.random.key(3), x.shape)
+  out, jvp = jax.jvp(f, (x,), (tangent,))
+  _, vjp = jax.vjp(f, x)
+  assert jvp.shape == out.shape == (2, 32, 32, 3)
+  # Forward and reverse mode are each other's transpose: <J t, u> = <t, J^T u>.
+  np.testing.assert_allclose(jnp.vdot(jvp, cotangent),
+                             jnp.vdot(tangent, vjp(cotangent)[0]), rtol=1e-3)
+  assert float(jnp.abs(jvp).max()) > 0
 
 
 def _unet(**fields):
@@ -280,7 +227,7 @@ def test_feasible_head_brings_both_sources_closer_to_the_truth(grey_digit):
   digit = truth_digit[..., :1 if grey_digit else 3] + rng.normal(
       0, 0.3, shape + (1 if grey_digit else 3,))
   image = truth_image + rng.normal(0, 0.3, shape + (3,))
-  new_digit, new_image = models.apply_head(
+  new_digit, new_image = heads.apply_head(
       'consistent', mixture, digit.astype(np.float32),
       image.astype(np.float32), grey_digit=grey_digit)
   new_digit, new_image = np.asarray(new_digit), np.asarray(new_image)
@@ -307,7 +254,7 @@ def test_feasible_head_on_an_input_that_is_no_mixture():
   mixture = jnp.zeros((1, 4, 4, 3)).at[..., 0].set(1.0)
   digit = jnp.full((1, 4, 4, 1), 0.3)
   image = jnp.full((1, 4, 4, 3), 0.5)
-  out_digit, out_image = models.apply_head('consistent', mixture, digit, image,
+  out_digit, out_image = heads.apply_head('consistent', mixture, digit, image,
                                            grey_digit=True)
   expected_digit, expected_image = _old_grey_head(
       np.asarray(mixture), np.asarray(digit), np.asarray(image))
@@ -316,7 +263,7 @@ def test_feasible_head_on_an_input_that_is_no_mixture():
 
 
 def test_upsampling_matrix_is_the_digits_resize():
-  a, a_pinv, norm = models.upsampling_matrix(28, 32)
+  a, a_pinv, norm = heads.upsampling_matrix(28, 32)
   assert a.shape == (32, 28) and a_pinv.shape == (28, 32)
   np.testing.assert_allclose(a.sum(1), 1.0, atol=1e-6)  # Interpolation.
   assert a.min() >= 0
@@ -345,31 +292,31 @@ def test_upsampled_digit_projection_is_the_nearest_point_of_the_set():
   mixture, truth, estimate = _noisy_digit_estimates()
   distance = lambda x: np.sum((x - estimate) ** 2, axis=(1, 2, 3))
   # The solver converges: 1,000 steps improve little on 300.
-  near = np.asarray(models.project_digit(mixture, estimate, 28, steps=300))
-  nearest = np.asarray(models.project_digit(mixture, estimate, 28, steps=1000))
+  near = np.asarray(heads.project_digit(mixture, estimate, 28, steps=300))
+  nearest = np.asarray(heads.project_digit(mixture, estimate, 28, steps=1000))
   assert np.all(distance(near) <= distance(nearest) * (1 + 1e-3))
   # The limit is in the set: a 28x28 pre-image in [0, 1], upsampled...
-  a, a_pinv, _ = models.upsampling_matrix(28, 32)
+  a, a_pinv, _ = heads.upsampling_matrix(28, 32)
   pre = np.einsum('ij,njkc,lk->nilc', a_pinv, nearest, a_pinv)
   assert pre.min() > -1e-3 and pre.max() < 1 + 1e-3
   np.testing.assert_allclose(np.einsum('ij,njkc,lk->nilc', a, pre, a),
                              nearest, atol=1e-3)
   # ...with both sources in [0, 1] (the last clip makes that exact).
-  for projected in (nearest, np.asarray(models.project_digit(mixture, estimate, 28))):
+  for projected in (nearest, np.asarray(heads.project_digit(mixture, estimate, 28))):
     image = 2 * np.asarray(mixture) - projected
     assert projected.min() >= 0 and projected.max() <= 1
     assert image.min() >= -1e-6 and image.max() <= 1 + 1e-6
     # Nearer the estimate than the truth, which is in the set too.
     assert np.all(distance(projected) < distance(truth))
   # A true digit is its own projection.
-  np.testing.assert_allclose(models.project_digit(mixture, truth, 28), truth,
+  np.testing.assert_allclose(heads.project_digit(mixture, truth, 28), truth,
                              atol=1e-4)
 
 
 def test_projecting_onto_upsampled_digits_never_moves_away_from_the_truth():
   mixture, truth, estimate = _noisy_digit_estimates()
-  clipped = np.asarray(models.project_digit(mixture, estimate, 0))
-  projected = np.asarray(models.project_digit(mixture, estimate, 28))
+  clipped = np.asarray(heads.project_digit(mixture, estimate, 0))
+  projected = np.asarray(heads.project_digit(mixture, estimate, 28))
   error = lambda x: np.sum((x - truth) ** 2, axis=(1, 2, 3))
   assert np.all(error(projected) <= error(clipped) * (1 + 1e-5))
   # White noise keeps about 28^2 / 32^2 of its energy in the range, and the
@@ -388,6 +335,6 @@ def test_unet_head_uses_the_upsampling_prior():
   variables, x = _init(model)
   digit, image = model.apply(variables, x)
   plain_digit, _ = _unet(head='consistent', digit_channels=1).apply(variables, x)
-  np.testing.assert_allclose(digit, models.project_digit(x, plain_digit[..., :1], 28)
+  np.testing.assert_allclose(digit, heads.project_digit(x, plain_digit[..., :1], 28)
                              .repeat(3, -1), atol=1e-5)
   assert np.abs(np.asarray(digit) - np.asarray(plain_digit)).max() > 1e-3

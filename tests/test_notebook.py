@@ -1,6 +1,5 @@
 """notebooks/colab_tpu.ipynb runs top to bottom on CPU with a tiny config."""
 
-import os
 
 import pytest
 

@@ -6,7 +6,7 @@ from PIL import Image
 import pytest
 
 from mixae_jax import make_mixtures
-from mixae_jax import preprocessing
+from mixae_jax.data import preprocessing
 
 
 def _column_ramp() -> np.ndarray:

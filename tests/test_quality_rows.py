@@ -7,7 +7,7 @@ override key or a value the config rejects must fail here, in seconds.
 import pytest
 
 from benchmarks import quality
-from mixae_jax import configuration
+from mixae_jax import config_io
 from mixae_jax.errors import ConfigError
 
 ROWS = quality.ZOO + quality.LEVERS
@@ -22,7 +22,7 @@ def test_row_names_are_unique():
 def test_each_row_overrides_existing_fields_with_valid_values(row):
   base = quality._load_config(row.config)  # pylint: disable=protected-access
   config = quality.with_settings(base, row.overrides)
-  configuration.validate(config, num_devices=1)
+  config_io.validate(config, num_devices=1)
   for key, value in row.overrides.items():
     got = quality._get(config, key)  # pylint: disable=protected-access
     assert (list(got) if isinstance(got, tuple) else got) == (
@@ -35,7 +35,7 @@ def test_a_mistyped_override_is_refused():
     quality.with_settings(base, {'model.widht': (8, 16)})
   bad = quality.with_settings(base, {'optimizer.schedule': 'cosin'})
   with pytest.raises(ConfigError, match='optimizer.schedule'):
-    configuration.validate(bad, num_devices=1)
+    config_io.validate(bad, num_devices=1)
 
 
 def test_reuse_keeps_a_run_that_predates_a_field_and_not_a_changed_one(tmp_path):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, tiny_config
-from mixae_jax import evaluate, input_pipeline, local_files, train
+from mixae_jax import evaluate, train
+from mixae_jax.data import local_files, pipeline
 
 PREPARE = REPO.parent / 'shared' / 'data' / 'prepare.py'
 
@@ -33,7 +34,7 @@ def real_data_dir() -> pathlib.Path:
 
 def test_real_datasets_have_the_official_sizes_and_labels(real_data_dir):
   config = tiny_config(real_data_dir)
-  ds = input_pipeline.load_datasets(config.data)
+  ds = pipeline.load_datasets(config.data)
   assert ds.mnist_train.images.shape == (60_000, 28, 28)
   assert ds.mnist_test.images.shape == (10_000, 28, 28)
   assert ds.cifar_train.images.shape == (50_000, 32, 32, 3)
@@ -76,10 +77,10 @@ def test_released_model_restores_from_the_repo_without_data():
 def test_released_model_reproduces_its_published_scores(real_data_dir,
                                                         tmp_path):
   """--mode=eval of pretrained/dual gives eval_metrics.json and the README's numbers."""
-  from mixae_jax import configuration
-  config = configuration.load(PRETRAINED)
+  from mixae_jax import config_io
+  config = config_io.load(PRETRAINED)
   config.data.dir = str(real_data_dir)
-  record = train.evaluate_checkpoint(config, PRETRAINED, output_dir=tmp_path)
+  record = evaluate.evaluate_checkpoint(config, PRETRAINED, output_dir=tmp_path)
   published = json.loads((PRETRAINED / 'eval_metrics.json').read_text())
   assert (record['step'], record['num_pairs']) == (published['step'], 10_000)
   for source in ('mnist', 'cifar10'):

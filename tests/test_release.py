@@ -2,11 +2,12 @@
 
 import json
 import pathlib
+import re
 
 import numpy as np
 import pytest
 
-from mixae_jax import Separator, checkpoints, configuration, release, train
+from mixae_jax import Separator, checkpoints, config_io, evaluate, release
 from mixae_jax.errors import CheckpointError
 
 
@@ -34,7 +35,8 @@ def test_export_keeps_the_model_and_drops_the_optimizer(trained_run, released):
                                                         'config.json']
   manager = checkpoints.create_manager(released, read_only=True)
   assert manager.all_steps() == [6]
-  assert not checkpoints.is_full_state(manager, 6)
+  # Params, batch_stats and the step; no optimizer state.
+  assert set(manager.item_metadata(6)) == {'params', 'batch_stats', 'step'}
   # Params and batch_stats only: much less than a training checkpoint.
   assert _size(released) < 0.6 * _size(workdir / 'checkpoints' / '6')
   saved = json.loads((released / 'config.json').read_text())
@@ -54,9 +56,9 @@ def test_released_model_separates_like_the_run(trained_run, released):
 def test_eval_of_a_release_writes_elsewhere_and_matches_training(
     trained_run, released, tmp_path):
   config, _, record = trained_run
-  saved = configuration.load(released)
+  saved = config_io.load(released)
   saved.data.dir = config.data.dir  # This machine's data (as MIXAE_DATA_DIR).
-  again = train.evaluate_checkpoint(saved, released, output_dir=tmp_path)
+  again = evaluate.evaluate_checkpoint(saved, released, output_dir=tmp_path)
   assert again == record
   assert json.loads((tmp_path / 'eval' / 'metrics.json').read_text()) == (
       json.loads(json.dumps(record)))
@@ -82,11 +84,11 @@ def test_a_saved_data_folder_absent_here_gives_way_to_mixae_data_dir(
   config, workdir, _ = trained_run
   monkeypatch.setenv('MIXAE_DATA_DIR', str(tmp_path))
   # The run's own folder exists here: it is kept.
-  assert configuration.load(workdir).data.dir == config.data.dir
+  assert config_io.load(workdir).data.dir == config.data.dir
   # A release saves no folder: this machine's MIXAE_DATA_DIR is used.
-  assert configuration.load(released).data.dir == str(tmp_path)
+  assert config_io.load(released).data.dir == str(tmp_path)
   monkeypatch.delenv('MIXAE_DATA_DIR')
-  assert configuration.load(released).data.dir == ''
+  assert config_io.load(released).data.dir == ''
 
 
 def test_a_float16_release_is_half_the_size_and_separates_alike(
@@ -125,46 +127,32 @@ def _flat(tree: dict, prefix: str = '') -> dict:
 
 
 def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
-  # The release is configs/dual_gpu.py's run fine-tuned from its float16
-  # export by configs/dual_gpu_finetune.py; each config differs from the one
-  # it builds on only in the fields it sets.
-  from configs import dual, dual_gpu, dual_gpu_finetune  # pylint: disable=g-import-not-at-top
+  # configs/release.py's second stage is what pretrained/dual saved: the
+  # model and the loss exactly, and every other field but the folders.
+  from configs import release as recipe  # pylint: disable=g-import-not-at-top
   repo = pathlib.Path(__file__).resolve().parents[1]
-  saved = _flat(json.loads((repo / 'pretrained/dual/config.json').read_text()))
-  recipe = _flat(dual_gpu_finetune.get_config().to_dict())
-  first = _flat(dual_gpu.get_config().to_dict())
-  default = _flat(dual.get_config().to_dict())
-  for cfg in (saved, recipe, first, default):
+  saved = json.loads((repo / 'pretrained/dual/config.json').read_text())
+  finetune = recipe.get_config('finetune').to_dict()
+  for section in ('model', 'loss'):
+    assert _flat(finetune[section]) == _flat(saved[section]), section
+  saved, finetune = _flat(saved), _flat(finetune)
+  for cfg in (saved, finetune):
     cfg.pop('data.dir')  # Each machine's own.
-  # Where the first stage's export lay: the GPU machine's path for it
-  # (benchmarks/device_check.sh's carried folder), the recipe's own here.
-  assert saved.pop('init_from').endswith('release')
-  assert recipe.pop('init_from') == 'runs/dual_gpu_release'
-  # Keys added since, whose default (None) keeps the loss the release had.
-  for key in ('loss.digit_ssim_weight', 'loss.image_ssim_weight'):
-    assert recipe.pop(key) is None and key not in saved
-  assert saved == recipe
-  assert {k for k in recipe if recipe[k] != first[k]} == {
+    assert cfg.pop('init_from').endswith('release' if cfg is saved
+                                         else 'release_pretrain_export')
+  assert saved == finetune
+  # The first stage differs where its docstring says, and is frozen: a
+  # change to configs/dual.py does not move it.
+  pretrain = _flat(recipe.get_config('pretrain').to_dict())
+  pretrain.pop('data.dir')
+  assert pretrain.pop('init_from') == ''
+  assert {k for k in pretrain if pretrain[k] != finetune[k]} == {
       'seed', 'num_train_steps', 'optimizer.learning_rate',
-      'optimizer.warmup_steps', 'eval.every_steps',
-      'checkpoint.every_steps', 'log_every_steps'}
-  assert {k for k in first if first[k] != default[k]} == {
-      'num_train_steps', 'eval.every_steps', 'checkpoint.every_steps',
-      'optimizer.learning_rate'}
-  assert first['optimizer.learning_rate'] == 1e-3
-
-
-def test_the_cpu_recipe_configs_differ_only_where_they_say():
-  # The previous release's CPU recipe (docs/released_model.md): the
-  # configs/dual_cpu.py run, then configs/dual_cpu_finetune.py cycles and a
-  # last configs/dual_cpu_finetune_b128.py one.
-  from configs import dual_cpu, dual_cpu_finetune, dual_cpu_finetune_b128  # pylint: disable=g-import-not-at-top
-  recipe = _flat(dual_cpu_finetune_b128.get_config().to_dict())
-  cycle = _flat(dual_cpu_finetune.get_config().to_dict())
-  first = _flat(dual_cpu.get_config().to_dict())
-  assert {k for k in recipe if recipe[k] != cycle[k]} == {
-      'batch_size', 'num_train_steps', 'optimizer.warmup_steps',
-      'eval.every_steps'}
-  assert {k for k in cycle if cycle[k] != first[k]} == {
-      'init_from', 'seed', 'num_train_steps', 'optimizer.learning_rate',
-      'eval.every_steps'}
+      'optimizer.warmup_steps', 'eval.every_steps', 'checkpoint.every_steps',
+      'log_every_steps'}
+  assert (pretrain['num_train_steps'], pretrain['optimizer.learning_rate']) == (
+      36_000, 1e-3)
+  source = (repo / 'configs' / 'release.py').read_text()
+  assert not re.search(r'^\s*(from|import) configs', source, re.M)
+  with pytest.raises(ValueError, match='stage must be one of'):
+    recipe.get_config('third')

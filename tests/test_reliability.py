@@ -10,8 +10,6 @@ import shutil
 import subprocess
 import sys
 
-import jax
-import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
@@ -24,15 +22,6 @@ def _launch(*args, env=None, timeout=600):
   return subprocess.run([sys.executable, 'launch.py', *args], cwd=REPO,
                         env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})),
                         capture_output=True, text=True, timeout=timeout)
-
-
-def _flags(data_dir, workdir, steps=8):
-  return [f'--config={REPO / "configs" / "quick.py"}', f'--workdir={workdir}',
-          f'--config.data.dir={data_dir}', '--config.data.source=local',
-          '--config.model.widths=(4, 8)', '--config.batch_size=8',
-          f'--config.num_train_steps={steps}', '--config.log_every_steps=1',
-          '--config.checkpoint.every_steps=2', '--config.eval.every_steps=0',
-          '--config.eval.num_pairs=24', '--config.eval.batch_size=8']
 
 
 def _snapshot(folder: pathlib.Path) -> dict[str, str]:
@@ -48,13 +37,21 @@ def _resumed_from(stderr: str) -> int | None:
   return None
 
 
+def _kill_run(data_dir, workdir, *point):
+  return subprocess.run(
+      [sys.executable, str(REPO / 'tests' / 'kill_run.py'), str(data_dir),
+       str(workdir), *point], cwd=REPO, capture_output=True, text=True,
+      env=dict(os.environ, PYTHONUNBUFFERED='1'), timeout=600)
+
+
 def test_sigkill_mid_step_and_mid_save_then_resume_exactly(data_dir, tmp_path):
-  reference = _launch(*_flags(data_dir, tmp_path / 'reference'))
-  assert reference.returncode == 0, reference.stderr[-2000:]
+  import kill_run  # pylint: disable=g-import-not-at-top
+  # The uninterrupted run, in this process: the same code and numbers.
+  train.train_and_evaluate(kill_run.config(data_dir), tmp_path / 'reference')
   workdir = tmp_path / 'killed'
   outcomes = []
   for kill_at in ('step:3', 'save:6'):
-    killed = _launch(*_flags(data_dir, workdir), env={'MIXAE_KILL_AT': kill_at})
+    killed = _kill_run(data_dir, workdir, kill_at)
     assert killed.returncode == -9, killed.stderr[-2000:]
     entries = sorted(p.name for p in (workdir / 'checkpoints').iterdir())
     outcomes.append((kill_at, entries))
@@ -65,8 +62,8 @@ def test_sigkill_mid_step_and_mid_save_then_resume_exactly(data_dir, tmp_path):
     assert complete and kill_step - 2 <= max(complete) <= kill_step
     for step in complete:  # Every complete checkpoint restores.
       checkpoints.restore(manager, train.create_train_state(
-          tiny_config(data_dir)), step)
-  finished = _launch(*_flags(data_dir, workdir))
+          kill_run.config(data_dir)), step)
+  finished = _kill_run(data_dir, workdir)
   assert finished.returncode == 0, finished.stderr[-2000:]
   assert _resumed_from(finished.stderr) in (4, 6)
   left = [p.name for p in (workdir / 'checkpoints').iterdir()]
@@ -100,10 +97,19 @@ def test_other_seed_gives_other_metrics(trained_run, tmp_path):
   assert train.train_and_evaluate(config, tmp_path) != trained_run[2]
 
 
-@pytest.fixture
-def short_run(data_dir, tmp_path):
+@pytest.fixture(scope='module')
+def short_run_source(data_dir, tmp_path_factory):
   config = tiny_config(data_dir, num_train_steps=3, **{'eval.every_steps': 0})
-  train.train_and_evaluate(config, tmp_path)
+  workdir = tmp_path_factory.mktemp('short_run')
+  train.train_and_evaluate(config, workdir)
+  return config, workdir
+
+
+@pytest.fixture
+def short_run(short_run_source, tmp_path):
+  """A copy of a finished 3-step run, for a test to damage."""
+  config, source = short_run_source
+  shutil.copytree(source, tmp_path, dirs_exist_ok=True)
   return config, tmp_path
 
 

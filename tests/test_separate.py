@@ -6,7 +6,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from mixae_jax import input_pipeline, make_mixtures
+from mixae_jax import make_mixtures
+from mixae_jax.data import pipeline
 from mixae_jax.errors import InputError
 from mixae_jax.separate_files import separate_files
 
@@ -15,7 +16,7 @@ from mixae_jax.separate_files import separate_files
 def files(trained_run, tmp_path_factory):
   config = trained_run[0]
   folder = tmp_path_factory.mktemp('images')
-  ds = input_pipeline.load_datasets(config.data, with_train=False)
+  ds = pipeline.load_datasets(config.data, with_train=False)
   Image.fromarray(ds.mnist_test.images[0]).save(folder / 'digit.png')
   Image.fromarray(ds.cifar_test.images[0]).save(folder / 'cat.png')
   mix = np.asarray(make_mixtures(ds.mnist_test.images[:2],
@@ -106,7 +107,7 @@ def test_eval_writes_per_class_scores_and_worst_pairs(trained_run):
       overall = sum(g['count'] * g[source]['psnr'] for g in groups.values())
       assert overall / config.eval.num_pairs == pytest.approx(
           record[source]['psnr'], rel=1e-5)
-  assert set(per_class['by_cifar_class']) <= set(input_pipeline.CIFAR10_CLASSES)
+  assert set(per_class['by_cifar_class']) <= set(pipeline.CIFAR10_CLASSES)
   for name in ('per_class.png', 'worst.png'):
     assert Image.open(workdir / 'eval' / name).size[0] > 300
   worst = Image.open(workdir / 'eval' / 'worst.png')

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mixae_jax import Separator, evaluate, input_pipeline, make_mixtures
+from mixae_jax import Separator, evaluate, make_mixtures
+from mixae_jax.data import pipeline
 from mixae_jax.errors import CheckpointError, InputError
 
 
@@ -13,8 +14,8 @@ def separator(trained_run):
 
 
 def _eval_mixtures(config, n):
-  ds = input_pipeline.load_datasets(config.data, with_train=False)
-  eval_set = input_pipeline.make_eval_set(ds, n, config.eval.pairing_seed)
+  ds = pipeline.load_datasets(config.data, with_train=False)
+  eval_set = pipeline.make_eval_set(ds, n, config.eval.pairing_seed)
   return eval_set, np.asarray(make_mixtures(eval_set.digits, eval_set.images).mixture)
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from mixae_jax import checkpoints, input_pipeline, train, writers
+from mixae_jax import checkpoints, evaluate, train, writers
+from mixae_jax.data import pipeline
 from mixae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 
 
@@ -20,14 +21,18 @@ def _trees_equal(a, b) -> bool:
       lambda x, y: bool(np.array_equal(np.asarray(x), np.asarray(y))), a, b)))
 
 
+def _variables(state):
+  return {'params': state.params, 'batch_stats': state.batch_stats}
+
+
 def _one_batch_to_overfit(data_dir):
   """A small model's fresh state, and one batch of 16 to fit it to."""
   config = tiny_config(data_dir, **{'model.widths': (8, 16),
                                     'optimizer.schedule': 'constant',
                                     'optimizer.warmup_steps': 0,
                                     'optimizer.learning_rate': 3e-3})
-  ds = input_pipeline.load_datasets(config.data)
-  batch = input_pipeline.sample_batch(input_pipeline.make_train_pool(ds),
+  ds = pipeline.load_datasets(config.data)
+  batch = pipeline.sample_batch(pipeline.make_train_pool(ds),
                                       jax.random.key(0), 16)
   return train.create_train_state(config), batch
 
@@ -107,20 +112,20 @@ def test_an_ema_run_evaluates_and_exports_its_average(data_dir, tmp_path):
   assert not _trees_equal(state.ema_params, state.params)
   # Re-evaluating the checkpoint gives the end-of-training figures: both use
   # the average.
-  assert train.evaluate_checkpoint(config, tmp_path / 'run',
-                                   tmp_path / 'again') == record
+  assert evaluate.evaluate_checkpoint(config, tmp_path / 'run',
+                                      tmp_path / 'again') == record
   release.export(tmp_path / 'run', tmp_path / 'release', dtype='float32')
-  released = checkpoints.restore_model(
+  released = checkpoints.restore_variables(
       checkpoints.create_manager(tmp_path / 'release', read_only=True),
-      train.create_train_state(config))
+      _variables(train.create_train_state(config)))
   assert _trees_equal(released['params'], state.ema_params)
 
 
 def test_train_step_is_pure(data_dir):
   config = tiny_config(data_dir)
-  ds = input_pipeline.load_datasets(config.data)
-  pool = input_pipeline.make_train_pool(ds)
-  batch = input_pipeline.sample_batch(pool, jax.random.key(0), 8)
+  ds = pipeline.load_datasets(config.data)
+  pool = pipeline.make_train_pool(ds)
+  batch = pipeline.sample_batch(pool, jax.random.key(0), 8)
   state = train.create_train_state(config)
   step = jax.jit(train.train_step)  # Not donated: `state` is used twice.
   a, ma = step(state, batch, jax.random.key(1))
@@ -154,7 +159,7 @@ def test_run_writes_every_output(trained_run):
 
 def test_eval_mode_reproduces_the_end_of_training_metrics(trained_run):
   config, workdir, record = trained_run
-  again = train.evaluate_checkpoint(config, workdir)
+  again = evaluate.evaluate_checkpoint(config, workdir)
   assert again == record
 
 
@@ -256,9 +261,9 @@ def test_init_from_starts_from_a_release_with_a_fresh_optimizer(trained_run,
   from mixae_jax import release  # pylint: disable=g-import-not-at-top
   config, workdir, _ = trained_run
   release.export(workdir, tmp_path / 'release', dtype='float16')
-  source = checkpoints.restore_model(
+  source = checkpoints.restore_variables(
       checkpoints.create_manager(tmp_path / 'release', read_only=True),
-      train.create_train_state(config))
+      _variables(train.create_train_state(config)))
   fresh = train.create_train_state(config)
   state = train.init_from(fresh, tmp_path / 'release')
   assert _trees_equal(state.params, source['params'])
@@ -310,7 +315,7 @@ def test_init_from_a_missing_or_different_model_is_a_clear_error(trained_run,
 
 def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
   with pytest.raises(CheckpointError, match='no checkpoints in'):
-    train.evaluate_checkpoint(tiny_config(data_dir), tmp_path)
+    evaluate.evaluate_checkpoint(tiny_config(data_dir), tmp_path)
 
 
 @pytest.mark.parametrize('key, value, message', [
@@ -326,16 +331,16 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('optimizer.ema_decay', 1.0, r'optimizer.ema_decay=1.0 must be in \[0, 1\)'),
 ])
 def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
-  from mixae_jax import configuration
+  from mixae_jax import config_io
   with pytest.raises(ConfigError, match=message):
-    configuration.validate(tiny_config(data_dir, **{key: value}))
+    config_io.validate(tiny_config(data_dir, **{key: value}))
 
 
 def test_batch_must_divide_over_devices(data_dir):
-  from mixae_jax import configuration
+  from mixae_jax import config_io
   with pytest.raises(ConfigError, match='batch_size=6 does not divide over the '
                      '4 devices; use a multiple of 4'):
-    configuration.validate(tiny_config(data_dir, batch_size=6), num_devices=4)
+    config_io.validate(tiny_config(data_dir, batch_size=6), num_devices=4)
 
 
 def test_eval_pairs_beyond_the_test_split(data_dir, tmp_path):
@@ -347,20 +352,20 @@ def test_eval_pairs_beyond_the_test_split(data_dir, tmp_path):
 
 def test_fixed_training_pairs_repeat_the_same_mixtures(data_dir):
   config = tiny_config(data_dir)
-  ds = input_pipeline.load_datasets(config.data)
-  one = input_pipeline.make_train_pool(ds, num_pairs=1)
-  a = input_pipeline.sample_batch(one, jax.random.key(0), 4)
-  b = input_pipeline.sample_batch(one, jax.random.key(1), 4)
+  ds = pipeline.load_datasets(config.data)
+  one = pipeline.make_train_pool(ds, num_pairs=1)
+  a = pipeline.sample_batch(one, jax.random.key(0), 4)
+  b = pipeline.sample_batch(one, jax.random.key(1), 4)
   np.testing.assert_array_equal(a.mixture, b.mixture)
   np.testing.assert_array_equal(a.mixture[0], a.mixture[3])
   # Three fixed pairs: digit k always meets image k, never another image.
-  three = input_pipeline.make_train_pool(ds, num_pairs=3, pairing_seed=5)
-  batch = input_pipeline.sample_batch(three, jax.random.key(2), 64)
+  three = pipeline.make_train_pool(ds, num_pairs=3, pairing_seed=5)
+  batch = pipeline.sample_batch(three, jax.random.key(2), 64)
   pairs = {(np.asarray(d).tobytes(), np.asarray(c).tobytes())
            for d, c in zip(batch.digit, batch.cifar)}
   assert len(pairs) == 3
   with pytest.raises(ConfigError, match='data.train_pairs=500 must be in 1..200'):
-    input_pipeline.make_train_pool(ds, num_pairs=500)
+    pipeline.make_train_pool(ds, num_pairs=500)
 
 
 @pytest.mark.parametrize('task, name', [('reconstruct_mixture', 'mixture_ae'),
@@ -369,8 +374,8 @@ def test_reference_tasks_learn_their_own_targets(data_dir, task, name):
   config = tiny_config(data_dir, task=task, **{
       'model.name': name, 'optimizer.schedule': 'constant',
       'optimizer.warmup_steps': 0, 'optimizer.learning_rate': 3e-3})
-  ds = input_pipeline.load_datasets(config.data)
-  batch = input_pipeline.sample_batch(input_pipeline.make_train_pool(ds),
+  ds = pipeline.load_datasets(config.data)
+  batch = pipeline.sample_batch(pipeline.make_train_pool(ds),
                                       jax.random.key(0), 16)
   inputs, digit_target, image_target = train.task_io(task, batch)
   if task == 'reconstruct_mixture':

@@ -1,8 +1,8 @@
-"""benchmarks/native_profile.py's reading of a perf report (no perf needed)."""
+"""benchmarks/profile.py's reading of a perf report (no perf needed)."""
 
 import pytest
 
-from benchmarks import native_profile
+from benchmarks import profile
 
 # Lines as `perf report --sort=dso,sym --stdio` prints them (abridged
 # symbols), with its header and a blank line.
@@ -25,7 +25,7 @@ REPORT = """\
 
 
 def test_every_sample_line_is_read_and_nothing_else():
-  rows = native_profile.parse_report(REPORT)
+  rows = profile.parse_report(REPORT)
   assert len(rows) == 8
   assert rows[0][:2] == (16.17, 'libjax_common.so')
   assert rows[4] == (0.54, '[JIT] tid 4318', '0x00007fdbe238853d')
@@ -33,8 +33,8 @@ def test_every_sample_line_is_read_and_nothing_else():
 
 
 def test_samples_are_grouped_by_what_ran():
-  groups = [native_profile.group_of(dso, sym)
-            for _, dso, sym in native_profile.parse_report(REPORT)]
+  groups = [profile.group_of(dso, sym)
+            for _, dso, sym in profile.parse_report(REPORT)]
   assert groups == [
       'Eigen: packing convolution inputs (im2col)',
       'kernel: zeroing fresh pages',
@@ -45,4 +45,4 @@ def test_samples_are_grouped_by_what_ran():
       'oneDNN (named)',
       'libc (memcpy, malloc, ...)',
   ]
-  assert native_profile.group_of('libfoo.so', 'bar') == 'other: libfoo.so'
+  assert profile.group_of('libfoo.so', 'bar') == 'other: libfoo.so'

@@ -1,33 +1,31 @@
-"""Where a train step's CPU time goes in native code: a Linux `perf` profile.
+"""Where a train step's time goes: XLA's own trace, or native code under perf.
 
-  python benchmarks/native_profile.py                     # the U-Net, ~1 min
-  python benchmarks/native_profile.py --network=seed004 --seconds=10
-  python benchmarks/native_profile.py --huge_pages=false  # malloc's plain pages
+  python -m benchmarks.profile                          # the U-Net, XLA's trace, ~1 min
+  python -m benchmarks.profile --kind=native            # Linux perf over every thread
+  python -m benchmarks.profile --network=seed004 --kind=native --seconds=10
 
-benchmarks/step_profile.py sums XLA's own trace, which cannot see inside the
-convolutions. This one samples every thread of a child process that runs the
-train step benchmarks/throughput.py times (batch ``--batch_size``, Adam, MSE)
-with ``perf record`` (the ``perf`` tool of linux-tools; it must be allowed to
-attach to the child: ``kernel.perf_event_paranoid`` <= 1, or root) and groups
-the samples by what ran:
+Both profile the train step that benchmarks/throughput.py times (batch
+``--batch_size``, Adam, MSE), with the platform tuning applied as
+``launch.py`` applies it (``MIXAE_PLATFORM_TUNING=0`` for XLA's defaults).
 
-- Eigen's packing of convolution inputs into matrix panels (XLA:CPU computes
-  every convolution as Eigen's image-patch contraction; the packing is its
-  im2col);
-- JIT code, which perf cannot name: oneDNN's sgemm kernels (which Eigen's
-  contractions call for the matrix products) and XLA's own fused kernels;
-- YNNPACK (the reductions and small dots `mixae_jax/xla_cpu.py` hands it);
-- the kernel zeroing fresh pages, and the rest of the kernel;
-- the rest, by library.
+``--kind=xla`` runs ``--steps`` steps under the JAX profiler and sums the
+duration of every compiled operation the XLA:CPU runtime recorded, grouped by
+kind (the fusion's name without its number: ``transpose_copy_fusion``,
+``ynn_fusion``, ...). Times are summed over threads; the convolutions run
+inside Eigen's thread pool, which the trace does not break down.
 
-The child also reports its step time, the CPU cores it kept busy (user and
-system) and the page faults per step, from ``getrusage``. With
-``--huge_pages`` (the default) the child runs with
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``, as ``launch.py`` trains. The last
-line is one JSON object with every group's share of the samples.
+``--kind=native`` samples every thread of a child process running the step
+with ``perf record`` (linux-perf; ``kernel.perf_event_paranoid`` <= 1, or
+root) and groups the samples by what ran: Eigen's packing of convolution
+inputs (its im2col), JIT code (oneDNN's sgemm kernels and XLA's fusions),
+YNNPACK, the kernel zeroing fresh pages, and the rest by library; with the
+step time, the cores kept busy and the page faults per step.
+
+The last line is one JSON object with every figure.
 """
 
 import collections
+import glob
 import json
 import os
 import re
@@ -41,6 +39,7 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def define_flags() -> None:
@@ -49,22 +48,73 @@ def define_flags() -> None:
   Only when run as a script, so that tests can import the report parser in
   one process with other benchmarks that define flags of the same names.
   """
+  flags.DEFINE_enum('kind', 'xla', ['xla', 'native'],
+                    "xla: XLA's trace by kind of operation; native: perf.")
   flags.DEFINE_enum('network', 'unet', ['unet', 'seed004'], 'Which network.')
   flags.DEFINE_integer('batch_size', 128, 'Mixtures per train step.')
-  flags.DEFINE_float('seconds', 8.0, 'Length of the sampled window.')
-  flags.DEFINE_integer('frequency', 999, 'Samples per second per thread.')
-  flags.DEFINE_bool('huge_pages', True,
-                    'Run the child with GLIBC_TUNABLES=glibc.malloc.hugetlb=1.')
-  flags.DEFINE_integer('top', 12, 'Symbols to print.')
+  flags.DEFINE_integer('steps', 5, '--kind=xla: profiled steps.')
+  flags.DEFINE_float('seconds', 8.0, '--kind=native: the sampled window.')
+  flags.DEFINE_integer('frequency', 999,
+                       '--kind=native: samples per second per thread.')
+  flags.DEFINE_integer('top', 12, 'Rows to print.')
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# -- XLA's trace ----------------------------------------------------------------
+
+# Trace lines that are the runtime's own bookkeeping, not an operation.
+_NOT_AN_OP = ('ThunkExecutor', 'end: ')
+
+
+def op_kind(name: str) -> str:
+  """'transpose_copy_fusion.69' -> 'transpose_copy_fusion'."""
+  return re.sub(r'\.\d+$', '', name)
+
+
+def xla_profile() -> None:
+  """--kind=xla: milliseconds per step of each kind of XLA operation."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from benchmarks import throughput  # pylint: disable=g-import-not-at-top
+  runner = throughput.JaxTrain(FLAGS.network, FLAGS.batch_size)
+  for _ in range(2):
+    runner()
+  runner(sync=True)
+  start = time.perf_counter()
+  for _ in range(FLAGS.steps):
+    runner()
+  runner(sync=True)
+  wall_ms = 1e3 * (time.perf_counter() - start) / (FLAGS.steps + 1)
+  total = collections.Counter()
+  with tempfile.TemporaryDirectory() as folder:
+    with jax.profiler.trace(folder):
+      for _ in range(FLAGS.steps):
+        runner()
+      runner(sync=True)
+    trace = glob.glob(os.path.join(folder, '**', '*.xplane.pb'), recursive=True)
+    data = jax.profiler.ProfileData.from_file(trace[0])
+    for plane in data.planes:
+      for line in plane.lines:
+        if 'Eigen' not in line.name:  # The XLA:CPU runtime's worker threads.
+          continue
+        for event in line.events:
+          if not event.name.startswith(_NOT_AN_OP):
+            total[op_kind(event.name)] += event.duration_ns
+  kinds = {k: v / 1e6 / (FLAGS.steps + 1) for k, v in total.most_common()}
+  print(f'{FLAGS.network}, batch {FLAGS.batch_size}: {wall_ms:.0f} ms per train '
+        f'step (wall, unprofiled); XLA_FLAGS={os.environ.get("XLA_FLAGS", "")!r}')
+  print(f'operations recorded: {sum(kinds.values()):.0f} ms per step, summed '
+        'over threads; by kind:')
+  for kind, ms in list(kinds.items())[:FLAGS.top]:
+    print(f'  {ms:8.1f} ms  {kind}')
+  print(json.dumps({'network': FLAGS.network, 'wall_ms': wall_ms,
+                    'op_ms': kinds}))
+
+
+# -- Native code under perf ---------------------------------------------------
 
 # The child: compiles the step, says so, then trains for `seconds` more and
 # prints what getrusage saw over that window as one JSON line.
 _CHILD = r'''
-import json, os, resource, sys, time
-sys.path.insert(0, {repo!r})
+import json, os, resource, time
 from benchmarks import throughput
 runner = throughput.JaxTrain({network!r}, {batch_size})
 for _ in range(2):
@@ -122,19 +172,16 @@ def parse_report(text: str) -> list[tuple[float, str, str]]:
   return rows
 
 
-def main(argv):
-  del argv
+def native_profile() -> None:
+  """--kind=native: perf samples of every thread, grouped by what ran."""
   if shutil.which('perf') is None:
-    raise app.UsageError('native_profile.py needs Linux perf on PATH '
+    raise app.UsageError('--kind=native needs Linux perf on PATH '
                          '(Debian: apt install linux-perf)')
-  env = dict(os.environ)
-  if FLAGS.huge_pages:
-    env.setdefault('GLIBC_TUNABLES', 'glibc.malloc.hugetlb=1')
-  code = _CHILD.format(repo=REPO, network=FLAGS.network,
-                       batch_size=FLAGS.batch_size,
+  env = dict(os.environ)  # With the platform tuning applied, as launch.py.
+  code = _CHILD.format(network=FLAGS.network, batch_size=FLAGS.batch_size,
                        seconds=FLAGS.seconds + 4.0)
   child = subprocess.Popen([sys.executable, '-c', code], env=env, text=True,
-                           stdout=subprocess.PIPE)
+                           stdout=subprocess.PIPE, cwd=REPO)
   with tempfile.TemporaryDirectory() as folder:
     data = os.path.join(folder, 'perf.data')
     try:
@@ -172,6 +219,13 @@ def main(argv):
                     'groups': dict(groups.most_common())}))
 
 
+def main(argv):
+  del argv
+  xla_profile() if FLAGS.kind == 'xla' else native_profile()  # pylint: disable=expression-not-assigned
+
+
 if __name__ == '__main__':
+  from mixae_jax import platform  # pylint: disable=g-import-not-at-top
+  platform.apply_process_tuning()  # As launch.py: before JAX starts.
   define_flags()
   app.run(main)

@@ -1,22 +1,95 @@
-"""`Separator`: a trained model as a plain function on numpy arrays.
+"""Inference: a trained model as a plain function on numpy arrays.
 
     from mixae_jax import Separator
     sep = Separator.restore("runs/dual")
     digits, images = sep(mixtures)   # float32 [N, 32, 32, 3] in [0, 1]
+
+Restoring needs only the run's config, the model and its weights: the
+arrays' shapes come from ``jax.eval_shape`` of the model's init, so neither
+the trainer nor the optimizer is imported.
 """
 
 import pathlib
+from typing import Any
 
+import flax
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from mixae_jax import checkpoints
-from mixae_jax import configuration
-from mixae_jax import evaluate
+from mixae_jax import config_io
 from mixae_jax import models
-from mixae_jax import preprocessing
+from mixae_jax.data import preprocessing
 from mixae_jax.errors import InputError
+
+
+@flax.struct.dataclass
+class InferenceState:
+  """What inference needs: the model's apply function and its variables."""
+  apply_fn: Any = flax.struct.field(pytree_node=False)
+  params: Any
+  batch_stats: Any
+
+
+def separate(state: Any, mixture: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Runs the model in inference mode: mixture -> (digit, image).
+
+  Args:
+    state: an `InferenceState` or a train state (anything with apply_fn,
+      params and batch_stats).
+    mixture: float32 [N, 32, 32, 3] in [0, 1].
+  """
+  variables = {'params': state.params}
+  if state.batch_stats:
+    variables['batch_stats'] = state.batch_stats
+  return state.apply_fn(variables, mixture, train=False)
+
+
+# One compiled inference function for eval figures and `Separator`.
+separate_jitted = jax.jit(separate)
+
+
+def abstract_variables(model: flax.linen.Module) -> dict[str, Any]:
+  """The model's ``{'params', 'batch_stats'}`` as shapes, computing nothing."""
+  size = preprocessing.IMAGE_SIZE
+  shapes = jax.eval_shape(
+      lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3))))
+  return {'params': shapes['params'],
+          'batch_stats': shapes.get('batch_stats', {})}
+
+
+def restore_state(config: ml_collections.ConfigDict,
+                  workdir: str | pathlib.Path, step: int | None = None,
+                  model: flax.linen.Module | None = None
+                  ) -> tuple[InferenceState, int]:
+  """The model of `config` with the weights `workdir` saved.
+
+  Args:
+    config: the run's config.
+    workdir: a run folder or a released model.
+    step: which checkpoint; the latest when None.
+    model: the model to restore into; `models.create_model(config.model)`
+      when None (pass one built with other layer forms, same parameters).
+
+  Returns:
+    The state and the checkpoint's step.
+
+  Raises:
+    CheckpointError: no checkpoint, or one that does not fit the model.
+  """
+  model = models.create_model(config.model) if model is None else model
+  manager = checkpoints.create_manager(workdir, read_only=True)
+  try:
+    restored = checkpoints.restore_variables(manager, abstract_variables(model),
+                                             step)
+  finally:
+    manager.close()
+  state = InferenceState(apply_fn=model.apply, params=restored['params'],
+                         batch_stats=restored['batch_stats'])
+  return state, restored['step']
+
 
 class Separator:
   """Separates mixtures with a trained model, batching internally.
@@ -25,7 +98,7 @@ class Separator:
   [N, 32, 32, 3] mixtures in [0, 1].
   """
 
-  def __init__(self, state: evaluate.InferenceState,
+  def __init__(self, state: InferenceState,
                config: ml_collections.ConfigDict, step: int | None = None,
                batch_size: int = 256):
     self.state = state
@@ -47,22 +120,9 @@ class Separator:
     Raises:
       CheckpointError: no run folder, no checkpoint, or one that does not fit.
     """
-    # Imported here: train pulls in the optimizer, which inference only needs
-    # to describe the checkpoint's structure.
-    from mixae_jax import train  # pylint: disable=g-import-not-at-top
-
-    config = configuration.load(workdir)
-    models.create_model(config.model)  # A clear error for an unknown model.
-    manager = checkpoints.create_manager(workdir, read_only=True)
-    initial = train.create_train_state(config)
-    try:
-      restored = checkpoints.restore_model(manager, initial, step)
-    finally:
-      manager.close()
-    state = evaluate.InferenceState(apply_fn=initial.apply_fn,
-                                    params=restored['params'],
-                                    batch_stats=restored['batch_stats'])
-    return cls(state, config, step=int(restored['step']), batch_size=batch_size)
+    config = config_io.load(workdir)
+    state, restored_step = restore_state(config, workdir, step)
+    return cls(state, config, step=restored_step, batch_size=batch_size)
 
   def __call__(self, mixtures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Separates a batch of mixtures.
@@ -88,7 +148,7 @@ class Separator:
         # Pad the tail so every batch reuses the one compiled shape.
         chunk = np.concatenate([chunk, np.zeros((self.batch_size - n,) +
                                                 chunk.shape[1:], np.float32)])
-      d, i = evaluate.separate_jitted(self.state, chunk)
+      d, i = separate_jitted(self.state, chunk)
       digits.append(np.asarray(d)[:n])
       images.append(np.asarray(i)[:n])
     digits, images = np.concatenate(digits), np.concatenate(images)

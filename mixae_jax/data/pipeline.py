@@ -29,10 +29,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from mixae_jax import local_files
-from mixae_jax import preprocessing
+from mixae_jax.data import local_files
+from mixae_jax.data import preprocessing
 from mixae_jax.errors import ConfigError, DataError
-from mixae_jax.local_files import Split
+from mixae_jax.data.local_files import Split
 
 SOURCES = ('auto', 'local', 'tfds')
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
