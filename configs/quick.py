@@ -3,8 +3,8 @@
   python launch.py --config=configs/quick.py --workdir=runs/quick
 
 configs/dual.py's model family at half the width, trained for 1,500 steps of
-64 at a higher peak learning rate: a few minutes on 2 CPU cores, compile and
-the full 10,000-pair eval included (its scores: README, "Results").
+64 at a higher peak learning rate: minutes on 2 CPU cores, compile and the
+full 10,000-pair eval included (its scores: README, "Results").
 """
 
 import ml_collections

@@ -1,6 +1,6 @@
 """Platform tuning: what makes XLA:CPU train this project's networks faster.
 
-Nothing here runs on import. Three kinds of tuning, each measured side by
+Nothing here runs on import. Two kinds of tuning, each measured side by
 side against the plain form (docs/speed.md) and each applied only where it
 pays:
 

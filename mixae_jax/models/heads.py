@@ -17,14 +17,12 @@ from mixae_jax.errors import ConfigError
 HEADS = ('twin', 'consistent', 'derive')
 
 # Steps of the primal-dual solver in `project_digit` at inference, and its
-# dual step size (times the upsampling's squared norm). On the released
-# model's 10,000 eval pairs (benchmarks/head_projections.py) 30 steps score
-# what 100 and 300 do (34.163 dB), with no image further from the truth than
-# the clip left it; they cost about 6% of inference (benchmarks/head_cost.py).
+# dual step size (times the upsampling's squared norm): as many steps as
+# converge on the released model's eval pairs (docs/speed.md).
 PROJECTION_STEPS = 30
 PROJECTION_DUAL_STEP = 10.0
 # Steps in training (``train=True``), where the solver runs forward and back
-# every step: 10 come within 0.003 dB of 30 and cost under 3% of the step.
+# every step: fewer, since it is differentiated through at every step.
 PROJECTION_TRAIN_STEPS = 10
 
 
