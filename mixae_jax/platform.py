@@ -4,27 +4,23 @@ Nothing here runs on import. Two kinds of tuning, each measured side by
 side against the plain form (docs/speed.md) and each applied only where it
 pays:
 
-  * **Process settings** (`apply_process_tuning`), read once when a process
-    starts, so only the command line applies them, first thing, and only
-    when JAX will run on the CPU:
-      - ``XLA_FLAGS``: `XLA_CPU_FLAGS`;
-      - glibc's ``glibc.malloc.hugetlb=1`` tunable (transparent huge pages
-        for the host buffers of every step), for which the process restarts
-        itself once with the tunable set.
+  * **Process settings** (`apply_process_tuning`): ``XLA_FLAGS``
+    (`XLA_CPU_FLAGS`), read once when JAX starts its backend, so only the
+    command line applies them, first thing, and only when JAX will run on
+    the CPU. (glibc's huge-page tunable, applied by a restart before, no
+    longer paid on the 2026-12-01 machine and was dropped: docs/speed.md.)
   * **Layer forms** (`layer_forms`): faster CPU equivalents of flax layers,
     with the same parameters and the same function, which the trainer and
     the evaluation inject into the models on a CPU backend
     (``models.create_model(config.model, **layer_forms())``).
 
 ``MIXAE_PLATFORM_TUNING=0`` turns all of it off: the models then use flax's
-layers and XLA its defaults. Settings the user made (``XLA_FLAGS`` naming the
-same flag, ``GLIBC_TUNABLES``) are never overridden.
+layers and XLA its defaults. A flag the user set in ``XLA_FLAGS`` is never
+overridden.
 """
 
 import importlib.metadata
 import os
-import platform as host_platform
-import sys
 from typing import Any, Mapping, MutableMapping
 
 import flax.linen as nn
@@ -177,8 +173,6 @@ XLA_CPU_FLAGS = {'--xla_cpu_experimental_ynn_fusion_type': 'individual_dot,reduc
 # jaxlib versions [low, high) known to have those flags: XLA stops a process
 # on a flag it does not know.
 SUPPORTED_JAXLIB = ((0, 10), (0, 12))
-HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1'
-THP_MODE_FILE = '/sys/kernel/mm/transparent_hugepage/enabled'
 # Distributions that give JAX an accelerator backend: with one installed the
 # process may not run on the CPU, and the CPU settings stay off.
 _ACCELERATOR_PLUGINS = ('jax-cuda', 'jax_cuda', 'jax-rocm', 'jax_rocm',
@@ -224,54 +218,17 @@ def tuned_xla_flags(environ: Mapping[str, str],
   return ' '.join([current, *added]).strip() if added else None
 
 
-def _thp_mode(path: str = THP_MODE_FILE) -> str | None:
-  """The kernel's selected transparent-huge-page mode ('madvise', ...)."""
-  try:
-    with open(path, encoding='ascii') as f:
-      text = f.read()
-  except OSError:
-    return None
-  start, stop = text.find('['), text.find(']')
-  return text[start + 1:stop] if 0 <= start < stop else None
-
-
-def wants_huge_pages(environ: Mapping[str, str], system: str,
-                     glibc: tuple[int, ...] | None,
-                     thp_mode: str | None) -> bool:
-  """Whether a restart with the huge-page tunable would allocate faster.
-
-  Needs Linux, glibc 2.35 or newer and transparent huge pages on
-  ('madvise' or 'always'); never when ``GLIBC_TUNABLES`` is set (the user's
-  choice wins, and the restarted process finds it set).
-  """
-  return (system == 'Linux' and 'GLIBC_TUNABLES' not in environ
-          and glibc is not None and glibc >= (2, 35)
-          and thp_mode in ('madvise', 'always'))
-
-
 def apply_process_tuning(environ: MutableMapping[str, str] = os.environ
                          ) -> None:
   """Applies the process settings; call first thing in an entry point.
 
   Does nothing when tuning is off or JAX will not run on the CPU. Otherwise
-  may replace the process (`os.execve`) by the same command with the
-  huge-page tunable set, then sets ``XLA_FLAGS`` before JAX starts.
-  Never call it from a library or a notebook.
+  sets ``XLA_FLAGS`` before JAX starts its backend. Never call it from a
+  library or a notebook.
   """
   installed = _installed_versions()
   if not enabled(environ) or not will_run_on_cpu(environ, installed):
     return
-  libc, libc_version = host_platform.libc_ver()
-  if wants_huge_pages(environ, host_platform.system(),
-                      _version(libc_version) if libc == 'glibc' else None,
-                      _thp_mode()):
-    env = dict(environ, GLIBC_TUNABLES=HUGE_PAGES_TUNABLE)
-    # sys.orig_argv keeps `-m module` and interpreter options as typed.
-    argv = [sys.executable] + list(getattr(sys, 'orig_argv',
-                                           [''] + sys.argv)[1:])
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, argv, env)
   flags = tuned_xla_flags(environ, _version(installed.get('jaxlib')))
   if flags is not None:
     environ['XLA_FLAGS'] = flags

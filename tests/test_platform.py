@@ -92,14 +92,6 @@ def test_xla_flags_are_added_to_the_users_and_never_override_them():
   assert platform.tuned_xla_flags({}, None) is None
 
 
-def test_huge_pages_only_where_they_can_help():
-  ok = dict(environ={}, system='Linux', glibc=(2, 39), thp_mode='madvise')
-  assert platform.wants_huge_pages(**ok)
-  for change in (dict(system='Darwin'), dict(glibc=(2, 31)), dict(glibc=None),
-                 dict(thp_mode='never'), dict(environ={'GLIBC_TUNABLES': 'x'})):
-    assert not platform.wants_huge_pages(**{**ok, **change}), change
-
-
 def test_the_backend_is_known_before_jax_starts():
   assert platform.will_run_on_cpu({}, {'jax': '0.10'})
   assert not platform.will_run_on_cpu({}, {'jax-cuda12-plugin': '0.10'})
@@ -111,7 +103,7 @@ def test_the_backend_is_known_before_jax_starts():
 
 def _python(code: str, **env) -> str:
   environ = {k: v for k, v in os.environ.items()
-             if k not in ('XLA_FLAGS', 'GLIBC_TUNABLES', platform.SWITCH)}
+             if k not in ('XLA_FLAGS', platform.SWITCH)}
   result = subprocess.run([sys.executable, '-c', code], cwd=REPO, text=True,
                           capture_output=True, env={**environ, **env},
                           timeout=300)
@@ -130,19 +122,14 @@ def test_importing_and_separating_leave_the_environment_alone():
   assert out.split() == ['True', 'False']
 
 
-def test_the_entry_point_applies_the_process_settings_once():
-  code = ('import os, sys; from mixae_jax import platform\n'
+def test_the_entry_point_applies_the_process_settings():
+  code = ('import os; from mixae_jax import platform\n'
           'platform.apply_process_tuning()\n'
-          'print(os.environ.get("GLIBC_TUNABLES"), os.environ.get("XLA_FLAGS"))')
+          'print(os.environ.get("XLA_FLAGS"))')
   flag = next(iter(platform.XLA_CPU_FLAGS))
-  tunable, xla = _python(code, JAX_PLATFORMS='cpu').split()
-  assert flag in xla
-  # Set where the machine allows huge pages, by a restart (the child
-  # process printed what it found after it).
-  assert tunable in (platform.HUGE_PAGES_TUNABLE, 'None')
-  # Switched off: nothing changes.
-  assert _python(code, JAX_PLATFORMS='cpu',
-                 **{platform.SWITCH: '0'}).split() == ['None', 'None']
+  assert flag in _python(code, JAX_PLATFORMS='cpu')
+  # Switched off, or not on the CPU: nothing changes.
+  assert _python(code, JAX_PLATFORMS='cpu', **{platform.SWITCH: '0'}).split() == ['None']
 
 
 def test_the_release_separates_alike_under_both_forms():
