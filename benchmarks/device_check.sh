@@ -85,6 +85,8 @@ for arg in "$@"; do
       export WORKDIR=${WORKDIR:-/tmp/rehearsal/run} OUT=${OUT:-/tmp/rehearsal/out}
       rm -rf /tmp/rehearsal
       bench_args+=(--batch_size=8 --eval_batch_size=8 --seconds=0.2 --repeats=1)
+      # PyTorch is an optional extra here (the GPU image has it).
+      "$PY" -c 'import torch' 2>/dev/null || bench_args+=(--torch=false)
       ;;
     *) bench_args+=("$arg") ;;
   esac
