@@ -11,6 +11,9 @@
 
 A mistake of the user's (bad data, config, checkpoint or input) ends with one
 line, ``error: ...``, and exit status 2; ``--verbose`` shows the traceback.
+Ctrl-C (SIGINT) or SIGTERM during training saves a checkpoint at the step
+in flight and exits with 130 or 143 (`mixae_jax.interrupts`); rerunning the
+same command resumes there.
 The platform tuning of `mixae_jax.platform` is applied here, at start-up,
 and nowhere else; ``MIXAE_PLATFORM_TUNING=0`` turns it off.
 """
@@ -27,6 +30,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from mixae_jax import config_io
+from mixae_jax import interrupts
 from mixae_jax import platform
 from mixae_jax.errors import ConfigError, MixaeError
 
@@ -162,11 +166,24 @@ def main(argv: list[str]) -> None:
       separate_args = dict(output_dir=FLAGS.output_dir or 'separated',
                            inputs=list(FLAGS.input) + extra, digit=FLAGS.digit,
                            image=FLAGS.image, resize=FLAGS.resize)
-    run(FLAGS.mode, FLAGS.workdir, FLAGS.config, **separate_args)
+    if FLAGS.mode == 'train':  # The trainer handles the signals itself.
+      run(FLAGS.mode, FLAGS.workdir, FLAGS.config, **separate_args)
+    else:
+      with interrupts.StopSignals(f'--mode={FLAGS.mode}; every file written '
+                                  'so far is whole (none is partial)'):
+        run(FLAGS.mode, FLAGS.workdir, FLAGS.config, **separate_args)
   except MixaeError as e:
     if FLAGS.verbose:
       raise
     _fail(str(e))
+  except interrupts.Interrupted as e:
+    if FLAGS.verbose:
+      raise
+    _fail(str(e), e.exit_code)
+  except KeyboardInterrupt:  # Before any handler was in place: nothing to save.
+    if FLAGS.verbose:
+      raise
+    _fail('interrupted (SIGINT) while starting; nothing had been written', 130)
 
 
 # The repository's configs/ folder (beside the package in a clone or an
@@ -207,15 +224,56 @@ def _show_flags_in_help() -> None:
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 
-def _fail(message: str) -> None:
-  """Prints ``error: message`` and exits with status 2, nothing after it."""
-  print(f'error: {message}', file=sys.stderr)
+def _fail(message: str, status: int = 2) -> None:
+  """Prints ``error: message`` (or the interruption's message) and exits
+  with `status`, nothing after it."""
+  print(message if status != 2 else f'error: {message}', file=sys.stderr)
   sys.stdout.flush()
   sys.stderr.flush()
   # Not sys.exit: after a failed restore, orbax's background tasks can print
   # tracebacks of their own while the interpreter shuts down.
   os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-  os._exit(2)
+  os._exit(status)
+
+
+_EXAMPLE_CONFIG = 'use e.g. --config=configs/dual.py'
+
+
+def config_file_problem(path: str) -> str | None:
+  """What makes `path` unusable as a config file, or None if nothing does."""
+  file = pathlib.Path(path)
+  if file.is_dir():
+    return f'--config={path} is a folder, not a config file; {_EXAMPLE_CONFIG}'
+  if not file.exists():
+    return f'config file {path} not found; {_EXAMPLE_CONFIG}'
+  if file.suffix != '.py':
+    return (f'config file {path} is not a Python file (.py); a config is a '
+            f'.py file whose get_config() returns a ConfigDict; {_EXAMPLE_CONFIG}')
+  if not os.access(file, os.R_OK):
+    return (f'config file {path} cannot be read (permission denied); make it '
+            'readable')
+  if not file.read_bytes().strip():
+    return (f'config file {path} is empty; it must define get_config() '
+            f'returning a ConfigDict; {_EXAMPLE_CONFIG}')
+  return None
+
+
+def config_load_error(path: str, error: BaseException) -> str:
+  """One line for a config file whose code failed: what, and where in it."""
+  line = getattr(error, 'lineno', None) if isinstance(error, SyntaxError) else None
+  tb = error.__traceback__
+  while tb is not None:  # The deepest frame in the config file itself.
+    if pathlib.Path(tb.tb_frame.f_code.co_filename).name == pathlib.Path(path).name:
+      line = tb.tb_lineno
+    tb = tb.tb_next
+  where = f' (line {line})' if line else ''
+  detail = ' '.join(str(error.msg if isinstance(error, SyntaxError)
+                       else error).split())
+  if isinstance(error, AttributeError) and 'get_config' in detail:
+    return (f'config file {path} defines no get_config(); a config file '
+            f'defines get_config() returning a ConfigDict; {_EXAMPLE_CONFIG}')
+  return (f'config file {path} failed to load: {type(error).__name__}: '
+          f'{detail}{where}; fix it (--verbose shows the traceback)')
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -223,11 +281,14 @@ def _parse_flags(argv: list[str]) -> list[str]:
   if any(arg in ('-h', '--help', '-?', '--helpshort') for arg in argv[1:]):
     # absl's own --help exits with status 1; asking for help is no error.
     app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
+  verbose = '--verbose' in argv
+  config_path = None
   for arg in argv[1:]:
-    if arg.startswith('--config=') and '--verbose' not in argv:
-      path = arg.split('=', 1)[1].partition(':')[0]
-      if not pathlib.Path(path).is_file():
-        _fail(f'config file {path} not found; use e.g. --config=configs/dual.py')
+    if arg.startswith('--config='):
+      config_path = arg.split('=', 1)[1].partition(':')[0]
+      problem = config_file_problem(config_path)
+      if problem and not verbose:
+        _fail(problem)
   try:
     rest = FLAGS(argv)
     if FLAGS.config is not None:
@@ -239,10 +300,15 @@ def _parse_flags(argv: list[str]) -> list[str]:
     # ml_collections' message already suggests the nearest field name.
     detail = ' '.join(str(e.args[0] if e.args else e).split())
     _fail(f'no such config field: {detail}')
-  except (AttributeError, TypeError, ValueError, OSError) as e:
-    if '--verbose' in argv:
+  except Exception as e:  # pylint: disable=broad-except
+    # The config file is Python: it can fail in any way Python code can.
+    if verbose or config_path is None:
       raise
-    _fail(f'bad --config: {" ".join(str(e).split())}')
+    if isinstance(e, AttributeError) and "no attribute 'get'" in str(e):
+      _fail(f'config file {config_path}: get_config() returned '
+            f'{type(FLAGS["config"].value).__name__}, not a ConfigDict; '
+            f'{_EXAMPLE_CONFIG}')
+    _fail(config_load_error(config_path, e))
   return rest
 
 

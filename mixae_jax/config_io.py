@@ -7,6 +7,7 @@ import pathlib
 import jax
 import ml_collections
 
+from mixae_jax import atomic_files
 from mixae_jax import models
 from mixae_jax.errors import CheckpointError, ConfigError
 
@@ -14,6 +15,7 @@ CONFIG_FILE = 'config.json'
 SCHEDULES = ('constant', 'cosine')
 # What a network can be trained to do; see train.task_io.
 TASKS = ('separate', 'reconstruct_mixture', 'reconstruct_digit')
+PIXEL_LOSSES = ('mse', 'psnr')
 
 
 def _positive_int(config: ml_collections.ConfigDict, key: str,
@@ -63,6 +65,10 @@ def validate(config: ml_collections.ConfigDict,
     value = config.loss.get(key)
     if value is not None and value < 0:
       raise ConfigError(f'loss.{key}={value} must be >= 0')
+  pixel = config.loss.get('pixel', 'mse')
+  if pixel not in PIXEL_LOSSES:
+    raise ConfigError(f'loss.pixel={pixel!r} is unknown; use one of '
+                      f'{PIXEL_LOSSES}')
   if config.get('task', 'separate') not in TASKS:
     raise ConfigError(f'task={config.task!r} is unknown; use one of {TASKS}')
   train_pairs = config.data.get('train_pairs', 0)
@@ -70,16 +76,28 @@ def validate(config: ml_collections.ConfigDict,
       train_pairs < 0):
     raise ConfigError(f'data.train_pairs={train_pairs!r} must be an integer '
                       '>= 0 (0: fresh random pairs)')
-  models.create_model(config.model)
+  models.create_model(config.model, config.get('dtype', 'float32'))
 
 
 def save(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
   """Writes ``<workdir>/config.json`` (atomically)."""
-  path = pathlib.Path(workdir) / CONFIG_FILE
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix('.json.tmp')
-  tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + '\n')
-  tmp.replace(path)
+  with atomic_files.atomic_path(pathlib.Path(workdir) / CONFIG_FILE) as tmp:
+    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + '\n')
+
+
+# What every mode reads from a saved config.json (older runs have all of them).
+_REQUIRED_FIELDS = ('seed', 'batch_size', 'model.name', 'data.source',
+                    'data.dir', 'eval.num_pairs', 'eval.batch_size',
+                    'eval.pairing_seed')
+
+
+def _lookup(config: ml_collections.ConfigDict, key: str):
+  node = config
+  for part in key.split('.'):
+    if not hasattr(node, 'keys') or part not in node:
+      return None
+    node = node[part]
+  return node
 
 
 def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
@@ -93,6 +111,13 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     CheckpointError: the workdir has no (readable) ``config.json``.
   """
   path = pathlib.Path(workdir) / CONFIG_FILE
+  hint = '(train one with --mode=train, or pass --config)'
+  if not pathlib.Path(workdir).exists():
+    raise CheckpointError(f'{workdir} does not exist: name a mixae_jax run '
+                          f'folder or a released model {hint}')
+  if not pathlib.Path(workdir).is_dir():
+    raise CheckpointError(f'{workdir} is a file, not a mixae_jax run folder '
+                          f'{hint}')
   if not path.is_file():
     raise CheckpointError(
         f'{path} not found: {workdir} is not a mixae_jax run folder (train '
@@ -102,6 +127,14 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   except (json.JSONDecodeError, UnicodeDecodeError) as e:
     raise CheckpointError(f'{path} is not valid JSON ({e}); pass --config '
                           'explicitly') from None
+  except (OSError, TypeError, ValueError) as e:
+    raise CheckpointError(f'{path} cannot be read as a config ({e}); pass '
+                          '--config explicitly') from None
+  missing = [key for key in _REQUIRED_FIELDS if _lookup(config, key) is None]
+  if missing:
+    raise CheckpointError(
+        f'{path} is not a mixae_jax config: it lacks {", ".join(missing)}; '
+        'pass --config explicitly, or use the config.json a run wrote')
   env_dir = os.environ.get('MIXAE_DATA_DIR')
   if env_dir and 'data' in config and not (
       config.data.dir and pathlib.Path(config.data.dir).is_dir()):

@@ -6,12 +6,14 @@ how to resize it, unless ``resize=True``, which resizes it (bilinear) and says
 so in the log. Never silently.
 """
 
+import os
 import pathlib
 
 from absl import logging
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mixae_jax import atomic_files
 from mixae_jax.errors import InputError
 
 # What each kind of input must be: accepted sizes, and whether it is grey.
@@ -43,9 +45,16 @@ def read_image(path: str | pathlib.Path, kind: str,
   """
   path = pathlib.Path(path)
   sizes, grey = KINDS[kind]
+  expected = f'expected {_A[kind]} image file, e.g. a PNG'
+  if path.is_dir():
+    raise InputError(f'{path} is a folder, not an image file ({expected})')
   if not path.is_file():
-    raise InputError(f'{path} does not exist (expected {_A[kind]} image file, '
-                     'e.g. a PNG)')
+    raise InputError(f'{path} does not exist ({expected})')
+  if not os.access(path, os.R_OK):
+    raise InputError(f'{path} cannot be read (permission denied); make it '
+                     'readable')
+  if not path.stat().st_size:
+    raise InputError(f'{path} is empty (0 bytes; {expected})')
   try:
     with Image.open(path) as img:
       img.load()
@@ -96,7 +105,6 @@ def _to_rgb_or_grey(img: Image.Image, path: pathlib.Path, kind: str,
 
 
 def write_png(path: str | pathlib.Path, image: np.ndarray) -> None:
-  """Writes a float [H, W, 3] image in [0, 1] as an 8-bit PNG."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(path)
+  """Writes a float [H, W, 3] image in [0, 1] as an 8-bit PNG, atomically."""
+  with atomic_files.atomic_path(path) as tmp:
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(tmp)

@@ -6,6 +6,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from mixae_jax import atomic_files
+
 SAMPLE_COLUMNS = (('mixture', 'mixture'), ('digit', 'true digit'),
                   ('digit_pred', 'recovered digit'), ('image', 'true CIFAR'),
                   ('image_pred', 'recovered CIFAR'))
@@ -21,11 +23,12 @@ def pyplot():
 
 def save_figure(fig: Any, path: str | pathlib.Path, dpi: int = 100) -> None:
   """Saves a matplotlib figure to `path` (creating folders) and closes it."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
   fig.tight_layout()
-  fig.savefig(path, dpi=dpi)
-  pyplot().close(fig)
+  try:
+    with atomic_files.atomic_path(path) as tmp:
+      fig.savefig(tmp, dpi=dpi)
+  finally:
+    pyplot().close(fig)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -34,9 +37,9 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def save_png(path: str | pathlib.Path, image: np.ndarray) -> None:
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(image).save(path)
+  """Writes a uint8 [H, W, 3] image as a PNG, atomically."""
+  with atomic_files.atomic_path(path) as tmp:
+    Image.fromarray(image).save(tmp)
 
 
 def sample_grid(samples: Mapping[str, np.ndarray], scale: int = 3,

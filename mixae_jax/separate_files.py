@@ -15,6 +15,7 @@ import numpy as np
 from mixae_jax import image_io
 from mixae_jax import metrics
 from mixae_jax import plots
+from mixae_jax import writers
 from mixae_jax.data import preprocessing
 from mixae_jax.errors import InputError
 from mixae_jax.inference import Separator
@@ -63,6 +64,7 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
                      'would overwrite each other')
 
   separator = Separator.restore(workdir)
+  writers.check_writable(output_dir, flag='--output_dir')
   if digit:  # Its size is known: a 32x32 digit was never upsampled.
     separator = separator.for_digit_size(d.shape[0])
   digits, images = separator(np.stack([j[1] for j in jobs]))

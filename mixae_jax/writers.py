@@ -19,6 +19,7 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from mixae_jax import atomic_files
 from mixae_jax.errors import CheckpointError
 
 
@@ -63,11 +64,8 @@ def _to_builtin(value: Any) -> Any:
 
 def write_json(path: str | pathlib.Path, obj: Mapping[str, Any]) -> None:
   """Writes `obj` as indented JSON, atomically (a reader never sees half)."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(path.suffix + '.tmp')
-  tmp.write_text(json.dumps(_to_builtin(obj), indent=2) + '\n')
-  tmp.replace(path)
+  with atomic_files.atomic_path(path) as tmp:
+    tmp.write_text(json.dumps(_to_builtin(obj), indent=2) + '\n')
 
 
 def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:

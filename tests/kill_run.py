@@ -1,11 +1,14 @@
 """Helper for test_reliability.py: a tiny training run in a fresh process,
-killed with SIGKILL at a chosen point through the trainer's callbacks.
+stopped by a real signal at chosen points through the trainer's callbacks.
 
-  python tests/kill_run.py DATA_DIR WORKDIR [step:N | save:N]
+  python tests/kill_run.py DATA_DIR WORKDIR [[SIGNAL@]EVENT:STEP ...]
 
-``step:N`` kills right after step N is dispatched (its computation still
-running: a mid-step kill); ``save:N`` right after the checkpoint of step N
-has started to be written. Without a point the run finishes (or resumes).
+``step:N`` signals right after step N is dispatched (its computation still
+running: mid-step); ``save:N`` right after the checkpoint of step N has
+started to be written; ``eval:N`` just before the periodic eval after step
+N. SIGNAL is KILL (the default), INT or TERM; each point fires once. Without
+a point the run finishes (or resumes). An interrupted run exits as launch.py
+does: its one line on stderr, status 128 + signal.
 """
 
 import os
@@ -18,31 +21,42 @@ sys.path[:0] = [str(pathlib.Path(__file__).parent),
                 str(pathlib.Path(__file__).parents[1])]
 from conftest import tiny_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mixae_jax import train  # pylint: disable=wrong-import-position
+from mixae_jax import interrupts, train  # pylint: disable=wrong-import-position
 
 
 def config(data_dir: str):
-  """The run every kill test makes: 8 steps, a checkpoint every 2."""
+  """The run every kill test makes: 8 steps, a checkpoint and a log every 2,
+  an eval every 4."""
   return tiny_config(pathlib.Path(data_dir), num_train_steps=8,
-                     log_every_steps=1, **{'checkpoint.every_steps': 2,
-                                           'eval.every_steps': 0,
+                     log_every_steps=2, **{'checkpoint.every_steps': 2,
+                                           'eval.every_steps': 4,
+                                           'eval.periodic_num_pairs': 8,
                                            'eval.num_pairs': 24,
                                            'eval.batch_size': 8})
 
 
-def kill_at(point: str):
-  """A trainer callback that SIGKILLs this process at `point` ('save:6')."""
+def signal_at(points: list[str]):
+  """A trainer callback that sends each 'SIG@event:step' point's signal."""
+  targets = {}
+  for point in points:
+    name, _, where = point.rpartition('@')
+    targets.setdefault(where, []).append(getattr(signal, f'SIG{name or "KILL"}'))
+
   def callback(event: str, step: int) -> None:
-    if f'{event}:{step}' == point:
-      os.kill(os.getpid(), signal.SIGKILL)
+    for signum in targets.pop(f'{event}:{step}', []):
+      os.kill(os.getpid(), signum)
   return callback
 
 
 def main() -> None:
-  data_dir, workdir, *point = sys.argv[1:]
+  data_dir, workdir, *points = sys.argv[1:]
   logging.set_verbosity(logging.INFO)  # The test reads where it resumed.
-  callbacks = [kill_at(point[0])] if point else []
-  train.train_and_evaluate(config(data_dir), workdir, callbacks=callbacks)
+  try:
+    train.train_and_evaluate(config(data_dir), workdir,
+                             callbacks=[signal_at(points)])
+  except interrupts.Interrupted as e:
+    print(e, file=sys.stderr)
+    sys.exit(e.exit_code)
 
 
 if __name__ == '__main__':

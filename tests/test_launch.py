@@ -35,7 +35,7 @@ def test_user_errors_are_one_line_without_traceback(data_dir, tmp_path):
   assert result.returncode == 2
   assert 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines()[-1].startswith(
-      'error: ') and 'not a mixae_jax run folder' in result.stderr
+      'error: ') and 'mixae_jax run folder' in result.stderr
   result = _launch(*_tiny_flags(data_dir), '--config.data.dir=/no/such/folder',
                    f'--workdir={tmp_path / "w"}')
   assert result.returncode == 2 and 'Traceback' not in result.stderr
@@ -106,3 +106,35 @@ def test_console_script_finds_configs_from_any_folder(data_dir, tmp_path):
   assert result.stderr.strip().splitlines()[-1] == (
       'error: batch_size=0 must be an integer >= 1')
   assert not (tmp_path / 'w').exists()
+
+
+def test_sigterm_from_outside_saves_the_step_and_exits_143(data_dir, tmp_path):
+  """What a preempted Colab or Kubernetes run gets: SIGTERM, while training."""
+  import signal  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  from mixae_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path / 'run'
+  flags = _tiny_flags(data_dir) + [
+      '--config.num_train_steps=100000', '--config.log_every_steps=1',
+      '--config.checkpoint.every_steps=100000', '--config.eval.every_steps=0']
+  process = subprocess.Popen(
+      [sys.executable, 'launch.py', *flags, f'--workdir={workdir}'], cwd=REPO,
+      env=dict(os.environ, PYTHONUNBUFFERED='1'), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True)
+  try:
+    metrics = workdir / 'metrics.jsonl'
+    while not (metrics.is_file() and metrics.read_text().count('\n') >= 2):
+      assert process.poll() is None, process.communicate()[1][-2000:]
+      time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+  finally:
+    process.kill()
+  assert process.returncode == 143, stderr[-2000:]
+  assert 'Traceback' not in stderr
+  last = stderr.strip().splitlines()[-1]
+  assert last.startswith('interrupted at step ') and last.endswith(
+      ': saved a checkpoint; run the same command to resume'), last
+  step = int(last.split()[3].rstrip(':'))
+  manager = checkpoints.create_manager(workdir, read_only=True)
+  assert manager.latest_step() == step >= 2

@@ -6,11 +6,13 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 
 import orbax.checkpoint as ocp
+import numpy as np
 import pytest
 
 from conftest import REPO, tiny_config
@@ -44,38 +46,59 @@ def _kill_run(data_dir, workdir, *point):
       env=dict(os.environ, PYTHONUNBUFFERED='1'), timeout=600)
 
 
-def test_sigkill_mid_step_and_mid_save_then_resume_exactly(data_dir, tmp_path):
+# Each run of one workdir stops at these points, then resumes from where the
+# last left off: (signals at trainer events, exit status, the last stderr
+# line's start, the latest complete checkpoint afterwards).
+STOPS = [
+    # SIGKILL mid-step: the step in flight and the one before are lost.
+    (['step:3'], -9, None, 2),
+    # Ctrl-C mid-step: the step finishes and is saved.
+    (['INT@step:3'], 130, 'interrupted at step 3: saved a checkpoint; run the '
+     'same command to resume', 3),
+    # Preemption during a periodic eval (after the save of step 4).
+    (['TERM@eval:4'], 143, 'interrupted at step 4: saved', 4),
+    # Ctrl-C, then Ctrl-C again during the save it started: out at once,
+    # the incomplete save never counts.
+    (['INT@step:5', 'INT@save:5'], 130, 'SIGINT again: stopped at once', 4),
+    # Ctrl-C during a periodic save: that save completes and is the stop's.
+    (['INT@save:6'], 130, 'interrupted at step 6: saved', 6),
+]
+
+
+def test_kills_and_signals_at_any_point_then_resume_exactly(data_dir, tmp_path):
   import kill_run  # pylint: disable=g-import-not-at-top
   # The uninterrupted run, in this process: the same code and numbers.
   train.train_and_evaluate(kill_run.config(data_dir), tmp_path / 'reference')
-  workdir = tmp_path / 'killed'
+  workdir = tmp_path / 'stopped'
   outcomes = []
-  for kill_at in ('step:3', 'save:6'):
-    killed = _kill_run(data_dir, workdir, kill_at)
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    entries = sorted(p.name for p in (workdir / 'checkpoints').iterdir())
-    outcomes.append((kill_at, entries))
+  for points, status, last_line, latest in STOPS:
+    stopped = _kill_run(data_dir, workdir, *points)
+    lines = stopped.stderr.strip().splitlines()
+    assert stopped.returncode == status, stopped.stderr[-2000:]
+    assert 'Traceback' not in stopped.stderr
+    if last_line:
+      assert lines[-1].startswith(last_line), lines[-3:]
     manager = checkpoints.create_manager(workdir, read_only=True)
     complete = manager.all_steps()
-    kill_step = int(kill_at.split(':')[1])
-    # At most one save interval (2 steps) is lost; nothing partial counts.
-    assert complete and kill_step - 2 <= max(complete) <= kill_step
+    outcomes.append((points, stopped.returncode, max(complete)))
+    assert max(complete) == latest, outcomes
     for step in complete:  # Every complete checkpoint restores.
       checkpoints.restore(manager, train.create_train_state(
           kill_run.config(data_dir)), step)
   finished = _kill_run(data_dir, workdir)
   assert finished.returncode == 0, finished.stderr[-2000:]
-  assert _resumed_from(finished.stderr) in (4, 6)
+  assert _resumed_from(finished.stderr) == 6
   left = [p.name for p in (workdir / 'checkpoints').iterdir()]
   assert all(name.isdigit() for name in left), left  # No temporary folders.
   expected = json.loads((tmp_path / 'reference' / 'eval' / 'metrics.json').read_text())
   assert json.loads((workdir / 'eval' / 'metrics.json').read_text()) == expected
-  # The last logged loss of every step equals the uninterrupted run's.
+  # The last logged loss of every log step equals the uninterrupted run's,
+  # including the means over steps that an interruption split.
   def losses(folder):
     return {r['step']: r['loss'] for r in writers.read_jsonl(folder / 'metrics.jsonl')
             if r['kind'] == 'train'}
   assert losses(workdir) == losses(tmp_path / 'reference')
-  print('kill outcomes (what the checkpoint folder held):', outcomes)
+  print('stops (signals, exit status, latest checkpoint):', outcomes)
 
 
 def test_same_config_and_seed_give_identical_metrics(trained_run, tmp_path):
@@ -237,7 +260,15 @@ def test_bad_input_from_the_command_line(trained_run, tmp_path, case):
 
 @pytest.mark.parametrize('args, words', [
     (['--config=configs/nope.py', '--workdir=/tmp/x'], 'config file configs/nope.py not found'),
-    (['--mode=eval', '--workdir=/no/such/run'], 'not a mixae_jax run folder'),
+    (['--config=TMP', '--workdir=/tmp/x'], 'is a folder, not a config file'),
+    (['--config=TMP/broken.py', '--workdir=/tmp/x'],
+     "broken.py failed to load: SyntaxError: '(' was never closed (line 2); fix it"),
+    (['--mode=eval', '--workdir=/no/such/run'], '/no/such/run does not exist: name '
+     'a mixae_jax run folder'),
+    (['--mode=eval', '--workdir=IMAGE'], 'is a file, not a mixae_jax run folder'),
+    (['--mode=separate', '--workdir=RUN', '--input=RUN/eval/samples.png', '--resize',
+      '--output_dir=IMAGE'], 'it is a file, not a folder; make it writable, free '
+     'disk space, or choose another --output_dir'),
     (['--config=configs/quick.py'], 'Flag --workdir must have a value'),
     (['--workdir=/tmp/x'], '--mode=train needs --config'),
     (['--mode=separate', '--workdir=RUN', '--input=IMAGE'], 'is not an image file'),
@@ -245,7 +276,103 @@ def test_bad_input_from_the_command_line(trained_run, tmp_path, case):
 ])
 def test_more_command_line_mistakes(trained_run, tmp_path, args, words):
   image = _corrupt_image(tmp_path)
-  args = [a.replace('RUN', str(trained_run[1])).replace('IMAGE', str(image)) for a in args]
+  (tmp_path / 'broken.py').write_text('def get_config():\n  return (\n')
+  args = [a.replace('RUN', str(trained_run[1])).replace('IMAGE', str(image))
+          .replace('TMP', str(tmp_path)) for a in args]
   result = _launch(*args)
   assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
   assert words in result.stderr.strip().splitlines()[-1]
+
+
+def test_an_interrupted_eval_or_separate_leaves_earlier_outputs_whole(
+    trained_run, tmp_path, monkeypatch):
+  """A real SIGINT half-way through writing a PNG: every file already there
+  stays whole (old or new, never partial), and no temporary file is left."""
+  import signal  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from mixae_jax import evaluate, separate_files  # pylint: disable=g-import-not-at-top
+  config, source, _ = trained_run
+  run = tmp_path / 'run'
+  shutil.copytree(source, run)
+  separated = tmp_path / 'separated'
+  mixture = tmp_path / 'mixture.png'
+  Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(mixture)
+  separate_files.separate_files(run, separated, inputs=[str(mixture)])
+  real_save = Image.Image.save
+  for attempt in ('eval', 'separate'):
+    before = {**_snapshot(run / 'eval'), **_snapshot(separated)}
+    writes = []
+
+    def half_then_sigint(image, fp, *args, **kwargs):
+      writes.append(fp)
+      if len(writes) == 2:  # The second file: write half of it, then Ctrl-C.
+        real_save(image, fp, *args, **kwargs)
+        data = pathlib.Path(fp).read_bytes()
+        pathlib.Path(fp).write_bytes(data[:len(data) // 2])
+        os.kill(os.getpid(), signal.SIGINT)
+      return real_save(image, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, 'save', half_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+      if attempt == 'eval':
+        evaluate.evaluate_checkpoint(config, run)
+      else:
+        separate_files.separate_files(run, separated, inputs=[str(mixture)])
+    monkeypatch.setattr(Image.Image, 'save', real_save)
+    assert len(writes) == 2, attempt
+    for folder in (run / 'eval', separated):
+      assert not [p for p in folder.iterdir() if '.tmp' in p.name], attempt
+      for png in folder.glob('*.png'):
+        with Image.open(png) as image:
+          image.load()  # A partial PNG fails here.
+    after = {**_snapshot(run / 'eval'), **_snapshot(separated)}
+    assert after.keys() == before.keys()
+    # The file being written when the signal came is the old one.
+    assert after[pathlib.Path(writes[1]).name.split('.tmp')[0][1:] + '.png'] == (
+        before[pathlib.Path(writes[1]).name.split('.tmp')[0][1:] + '.png'])
+
+
+# A config file is Python: every way it can fail to give a ConfigDict, and
+# the one line each gets (launch.py's own wiring is checked above).
+CONFIG_FILES = {
+    'folder': (None, 'is a folder, not a config file'),
+    'dual.json': ('{"seed": 0}', r'is not a Python file \(\.py\)'),
+    'empty.py': ('', 'is empty; it must define get_config()'),
+    'syntax.py': ('def get_config(:\n', r'SyntaxError: invalid syntax \(line 1\)'),
+    'imports.py': ('import no_such_module\n',
+                   r"ModuleNotFoundError: No module named 'no_such_module' \(line 1\)"),
+    'raises.py': ('def get_config():\n  return 1 / 0\n',
+                  r'ZeroDivisionError: division by zero \(line 2\)'),
+    'no_function.py': ('seed = 0\n', r'defines no get_config\(\)'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(CONFIG_FILES))
+def test_every_broken_config_file_gets_one_line(tmp_path, name):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from mixae_jax import cli  # pylint: disable=g-import-not-at-top
+  text, words = CONFIG_FILES[name]
+  path = tmp_path / name
+  if text is None:
+    path.mkdir()
+  else:
+    path.write_text(text)
+  message = cli.config_file_problem(str(path))
+  if message is None:  # Loadable as a file: load it as ml_collections does.
+    try:
+      spec = importlib.util.spec_from_file_location('config_config', path)
+      module = importlib.util.module_from_spec(spec)
+      spec.loader.exec_module(module)
+      module.get_config()
+    except Exception as e:  # pylint: disable=broad-except
+      message = cli.config_load_error(str(path), e)
+  assert message is not None and str(path) in message
+  assert re.search(words, message) and '\n' not in message, message
+
+
+def test_a_foreign_config_json_is_named(tmp_path):
+  from mixae_jax import config_io  # pylint: disable=g-import-not-at-top
+  (tmp_path / 'config.json').write_text('{"learning_rate": 0.1}')
+  with pytest.raises(CheckpointError, match=r'config.json is not a mixae_jax '
+                     r'config: it lacks seed, batch_size, .*; pass --config'):
+    config_io.load(tmp_path)

@@ -1,6 +1,8 @@
 """--mode=separate on users' files, and the failure-analysis outputs of eval."""
 
 import json
+import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -29,6 +31,7 @@ def files(trained_run, tmp_path_factory):
   rgba[..., 3] = 128
   Image.fromarray(rgba).save(folder / 'transparent.png')
   (folder / 'notes.png').write_text('not an image')
+  (folder / 'empty.png').write_bytes(b'')
   return folder
 
 
@@ -64,6 +67,11 @@ def test_resize_only_when_asked(trained_run, files, tmp_path):
 @pytest.mark.parametrize('kwargs, message', [
     (dict(inputs=['notes.png']), 'is not an image file Pillow can read'),
     (dict(inputs=['missing.png']), 'missing.png does not exist'),
+    (dict(inputs=['.']), r'is a folder, not an image file \(expected a '
+     'mixture image file'),
+    (dict(inputs=['empty.png']), r'empty.png is empty \(0 bytes'),
+    (dict(digit='empty.png', image='cat.png'), r'empty.png is empty \(0 bytes; '
+     'expected a digit image file'),
     (dict(inputs=['grey.png']), r'mode L \(1 channel\(s\)\); a mixture must be RGB'),
     (dict(inputs=['transparent.png']), 'alpha channel with transparency'),
     (dict(digit='digit.png'), '--digit and --image go together'),
@@ -76,6 +84,16 @@ def test_bad_files_get_one_line_errors(trained_run, files, tmp_path, kwargs, mes
   with pytest.raises(InputError, match=message) as info:
     separate_files(trained_run[1], tmp_path, **kwargs)
   assert '\n' not in str(info.value)
+
+
+def test_unreadable_input_is_named(trained_run, files, tmp_path):
+  if os.geteuid() == 0:
+    pytest.skip('root reads any file; run as a user to check permissions')
+  locked = tmp_path / 'locked.png'
+  shutil.copy(files / 'mix0.png', locked)
+  locked.chmod(0)
+  with pytest.raises(InputError, match='locked.png cannot be read'):
+    separate_files(trained_run[1], tmp_path / 'out', inputs=[str(locked)])
 
 
 def test_a_32x32_rgb_digit_is_accepted(trained_run, files, tmp_path,

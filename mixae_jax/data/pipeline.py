@@ -88,17 +88,27 @@ def resolve_source(data_config: ml_collections.ConfigDict) -> str:
   if source == 'local':
     if not data_dir:
       raise DataError('data.source=local needs a folder: ' + _HOW_TO_GET_DATA)
-    if not pathlib.Path(data_dir).is_dir():
-      raise DataError(f'data folder {data_dir} does not exist; '
-                      + _HOW_TO_GET_DATA)
-    missing = local_files.missing_files(data_dir)
-    if missing:
-      raise DataError(f'data folder {data_dir} lacks {len(missing)} file(s), '
-                      f'e.g. {missing[0]}; ' + _HOW_TO_GET_DATA)
+    problem = local_problem(data_dir)
+    if problem:
+      raise DataError(f'{problem}; ' + _HOW_TO_GET_DATA)
     return 'local'
-  if source == 'auto' and data_dir and not local_files.missing_files(data_dir):
+  if source == 'auto' and data_dir and not local_problem(data_dir):
     return 'local'
   return 'tfds'
+
+
+def local_problem(data_dir: str) -> str | None:
+  """Why `data_dir` cannot serve as the local data folder, or None."""
+  folder = pathlib.Path(data_dir)
+  if folder.is_file():
+    return f'data.dir {data_dir} is a file, not a folder'
+  if not folder.is_dir():
+    return f'data folder {data_dir} does not exist'
+  missing = local_files.missing_files(data_dir)
+  if missing:
+    return (f'data folder {data_dir} lacks {len(missing)} file(s), e.g. '
+            f'{missing[0]}')
+  return None
 
 
 def load_datasets(data_config: ml_collections.ConfigDict,
@@ -123,8 +133,13 @@ def load_datasets(data_config: ml_collections.ConfigDict,
     tfds_dir = data_config.get('tfds_dir') or None
     read_mnist = functools.partial(_read_tfds, 'mnist', tfds_dir=tfds_dir)
     read_cifar = functools.partial(_read_tfds, 'cifar10', tfds_dir=tfds_dir)
-  mnist = {split: read_mnist(split) for split in splits}
-  cifar = {split: read_cifar(split) for split in splits}
+  try:
+    mnist = {split: read_mnist(split) for split in splits}
+    cifar = {split: read_cifar(split) for split in splits}
+  except DataError as e:
+    if source == 'tfds' and data_config.dir:  # 'auto' passed the folder over.
+      raise DataError(f'{local_problem(data_config.dir)}, and {e}') from None
+    raise
   return Datasets(mnist_train=mnist.get('train'), mnist_test=mnist['test'],
                   cifar_train=cifar.get('train'), cifar_test=cifar['test'])
 
