@@ -37,19 +37,24 @@ from absl import logging
 from absl import flags
 import numpy as np
 
-from mixae_jax import config_io, metrics
+from mixae_jax import config_io, metrics, platform
 from mixae_jax.data import pipeline, preprocessing
 from mixae_jax.inference import Separator
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('set', 'zoo', ['zoo', 'levers'],
+flags.DEFINE_enum('set', 'zoo', ['zoo', 'levers', 'compute'],
                   'zoo: the reference designs and the default model; '
-                  'levers: the default model family with one change per row.')
+                  'levers: the default model family with one change per row; '
+                  'compute: candidate families and recipes at equal '
+                  'training time (--seconds).')
 flags.DEFINE_list('rows', [], 'Only these rows (default: all of the set).')
 flags.DEFINE_integer('steps', 1000, 'Training steps per row (the budget).')
 flags.DEFINE_integer('batch_size', 64, 'Mixtures per step (the budget).')
+flags.DEFINE_float('seconds', 300.0,
+                   '--set=compute: training seconds per row (the budget); '
+                   "each row's steps are this over its measured step time.")
 flags.DEFINE_integer('single_pair_steps', 10_000,
                      'Steps of the single-pair experiment (batch 1).')
 flags.DEFINE_integer('eval_pairs', None,
@@ -68,6 +73,10 @@ class Row:
   config: str
   what: str
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  # --set=compute: a row whose step computes the same as this one, but for
+  # the seed or the optimizer's arithmetic, takes its step time (and so its
+  # steps) rather than a second, noisier measurement.
+  timed_as: str | None = None
 
 
 ZOO = [
@@ -155,10 +164,115 @@ LEVERS += [
 ]
 
 
+# Quality per unit of compute: candidates for a better family, each trained
+# for the same *seconds* on this machine (--seconds; its steps are the budget
+# over its own measured step time), so a faster design gets more steps and a
+# slower one pays. _QUICK pins configs/quick.py's recipe of 2026-12-01.
+_QUICK = {**_GREY, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.0,
+          'model.norm': 'batch', 'model.widths': (16, 32, 64, 128),
+          'model.attention_heads': 0, 'model.patch_size': 1, 'loss.pixel': 'mse',
+          'optimizer.schedule': 'cosine', 'optimizer.learning_rate': 1.6e-2,
+          'optimizer.warmup_steps': 100, 'optimizer.weight_decay': 0.0,
+          'optimizer.grad_clip_norm': 0.0, 'batch_size': 64, 'dtype': 'float32'}
+COMPUTE = [
+    Row('quick', 'configs/quick.py', "configs/quick.py's family and recipe "
+        '(U-Net 16-128, batch 64, Adam 1.6e-2)', _QUICK),
+    Row('quick_seed1', 'configs/quick.py', 'quick, seed 1 (run-to-run spread)',
+        {**_QUICK, 'seed': 1}, timed_as='quick'),
+    Row('psnr_loss', 'configs/quick.py',
+        'quick with the PSNR pixel loss (loss.pixel=psnr)',
+        {**_QUICK, 'loss.pixel': 'psnr'}, timed_as='quick'),
+    Row('patch2', 'configs/quick.py',
+        'quick on 2x2 patches folded into channels (16x16x12 in), levels '
+        '32-64-128 at 16, 8 and 4',
+        {**_QUICK, 'model.patch_size': 2, 'model.widths': (32, 64, 128)}),
+    Row('patch2_wide', 'configs/quick.py',
+        'patch2 at 1.5x the width (48-96-192): the quick step time',
+        {**_QUICK, 'model.patch_size': 2, 'model.widths': (48, 96, 192)}),
+    Row('batch32', 'configs/quick.py', 'quick at batch 32 (more, smaller steps)',
+        {**_QUICK, 'batch_size': 32}),
+    Row('attention', 'configs/quick.py',
+        'quick + 4-head self-attention at the 4x4 bottleneck',
+        {**_QUICK, 'model.attention_heads': 4}),
+    Row('adamw', 'configs/quick.py',
+        'quick with AdamW, weight decay 0.01 on kernels only',
+        {**_QUICK, 'optimizer.weight_decay': 0.01}, timed_as='quick'),
+    Row('clip_lr3.2e-2', 'configs/quick.py',
+        'quick with gradient clipping at norm 1, peak 3.2e-2, 300 warm-up steps',
+        {**_QUICK, 'optimizer.grad_clip_norm': 1.0,
+         'optimizer.learning_rate': 3.2e-2, 'optimizer.warmup_steps': 300},
+        timed_as='quick'),
+    # Not at equal time: the quick row's steps in bfloat16, for what mixed
+    # precision costs in quality (its home is a GPU; XLA:CPU is no faster).
+    Row('bf16', 'configs/quick.py',
+        "quick in bfloat16 (config.dtype), at quick's steps, not its time",
+        {**_QUICK, 'dtype': 'bfloat16'}, timed_as='quick'),
+    Row('wide', 'configs/quick.py',
+        'quick at full width (32-256, as configs/dual.py)',
+        {**_QUICK, 'model.widths': (32, 64, 128, 256)}),
+]
+SETS = {'zoo': ZOO, 'levers': LEVERS, 'compute': COMPUTE}
+
+
+def step_seconds(config, steps: int = 20) -> float:
+  """Seconds per train step of `config` on this machine, after compiling.
+
+  Times the trainer's own step (`train.make_step_fn`) on synthetic sources,
+  one device, as launch.py runs it here.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from mixae_jax import train  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  pool = pipeline.TrainPool(
+      digits=jax.numpy.asarray(rng.integers(0, 256, (1000, 28, 28), np.uint8)),
+      images=jax.numpy.asarray(
+          rng.integers(0, 256, (1000, 32, 32, 3), np.uint8)))
+  state = train.create_train_state(config)
+  step_fn = train.make_step_fn(config)
+  state, m = step_fn(state, pool)  # Compile.
+  state, m = step_fn(state, pool)
+  jax.block_until_ready(m)
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, m = step_fn(state, pool)
+  jax.block_until_ready(m)
+  return (time.perf_counter() - start) / steps
+
+
+_STEP_SECONDS: dict[str, float] = {}
+
+
+def time_rows(rows: list[Row], root: pathlib.Path) -> None:
+  """Fills `_STEP_SECONDS` for `rows`, before any row trains.
+
+  All rows are timed first, one after another on an otherwise idle machine
+  (training a row meanwhile would slow the timing of the next). With
+  --reuse, times kept in ``root/step_seconds.json`` are reused, so rows
+  already trained keep their budget.
+  """
+  path = root / 'step_seconds.json'
+  kept = json.loads(path.read_text()) if FLAGS.reuse and path.is_file() else {}
+  by_name = {row.name: row for row in COMPUTE}
+  for row in rows:
+    timed = by_name[row.timed_as or row.name]
+    if timed.name not in kept:
+      config = with_settings(_load_config(timed.config), timed.overrides)
+      kept[timed.name] = step_seconds(config)
+      path.write_text(json.dumps(kept, indent=1) + '\n')
+    _STEP_SECONDS[row.name] = kept[timed.name]
+    steps = max(10, round(FLAGS.seconds / kept[timed.name]))
+    print(f'[{row.name}] {kept[timed.name] * 1e3:.0f} ms per step'
+          f'{" (as " + timed.name + ")" if row.timed_as else ""}: {steps} '
+          f'steps in {FLAGS.seconds:g} s', flush=True)
+
+
 def _budget(row: Row, config) -> dict[str, Any]:
   """The overrides that give `row` this benchmark's budget and eval."""
   if row.name == 'single_pair':
     steps, batch = FLAGS.single_pair_steps, 1
+  elif FLAGS.set == 'compute':
+    batch = with_settings(config, row.overrides).batch_size
+    steps = max(10, round(FLAGS.seconds / _STEP_SECONDS[row.name]))
   else:
     steps, batch = FLAGS.steps, FLAGS.batch_size
   return {
@@ -166,7 +280,7 @@ def _budget(row: Row, config) -> dict[str, Any]:
       'optimizer.warmup_steps': min(config.optimizer.warmup_steps, steps // 10),
       'eval.num_pairs': FLAGS.eval_pairs, 'eval.every_steps': 0,
       'checkpoint.every_steps': steps, 'log_every_steps': min(100, steps),
-      **row.overrides,
+      **{k: v for k, v in row.overrides.items() if k != 'batch_size'},
   }
 
 
@@ -180,7 +294,9 @@ def _load_config(path: str):
 # existed (the `.get` defaults in mixae_jax), so such runs can be reused.
 _ABSENT_MEANS = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
                  'data.train_pairs': 0, 'init_from': '',
-                 'task': 'separate', 'model.head': 'twin'}
+                 'task': 'separate', 'model.head': 'twin', 'loss.pixel': 'mse',
+                 'model.attention_heads': 0, 'model.patch_size': 1,
+                 'dtype': 'float32'}
 
 
 def with_settings(config, settings: dict[str, Any]):
@@ -224,7 +340,8 @@ _CADENCE = ('eval.every_steps', 'eval.periodic_num_pairs', 'eval.batch_size',
 # designs' layers are fixed, so a change of these defaults leaves them as they
 # were.
 _UNET_ONLY = ('model.widths', 'model.norm', 'model.digit_channels',
-              'model.head')
+              'model.head', 'model.attention_heads', 'model.patch_size',
+              'dtype')
 
 
 def _already_done(workdir: pathlib.Path, config, settings: dict[str, Any],
@@ -405,7 +522,7 @@ def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads.
-  rows = ZOO if FLAGS.set == 'zoo' else LEVERS
+  rows = SETS[FLAGS.set]
   if FLAGS.eval_pairs is None:
     FLAGS.eval_pairs = 10_000 if FLAGS.set == 'zoo' else 2000
   if FLAGS.rows:
@@ -419,6 +536,8 @@ def main(argv: list[str]) -> None:
     os.environ['MIXAE_DATA_DIR'] = str(ROOT / '.cache' / 'data')
   root = (ROOT / FLAGS.root).resolve()
   root.mkdir(parents=True, exist_ok=True)
+  if FLAGS.set == 'compute':
+    time_rows(rows, root)
   results = [train_row(row, root) for row in rows]
   if FLAGS.set == 'zoo' and not FLAGS.rows:
     released = released_row(root)
@@ -432,4 +551,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
+  platform.apply_process_tuning()  # As launch.py: --set=compute times steps.
   app.run(main)

@@ -2,8 +2,9 @@
 
   python launch.py --config=configs/dual.py --workdir=runs/dual
 
-The full run is meant for a GPU or TPU; configs/quick.py is its short CPU
-version. Override any field on the command line, e.g.
+The full run is meant for a GPU or TPU, sized for about 8 minutes on one
+H200 (docs/levers.md, "Quality per unit of compute"); configs/quick.py is its
+short CPU version. Override any field on the command line, e.g.
 ``--config.batch_size=256 --config.num_train_steps=20000``. Durations are in
 steps; values that depend on others (the learning-rate decay length, the
 warm-up cap) are derived in code, so overrides stay consistent. Why each
@@ -42,6 +43,18 @@ def get_config() -> ml_collections.ConfigDict:
   # The size the true digits were upsampled from (28: MNIST), which the
   # 'consistent' head projects onto; 0: not known (digits drawn at 32x32).
   config.model.digit_resized_from = 28
+  # Heads of a self-attention layer at the bottleneck (global context for
+  # every position); 0: none. Must divide the bottleneck width.
+  config.model.attention_heads = 0
+  # 1, or 2 to fold each 2x2 patch of the input into channels first (every
+  # level at half the resolution) and unfold the outputs at the end.
+  config.model.patch_size = 1
+
+  # The U-Net's activations and convolutions in training and eval:
+  # 'float32', or 'bfloat16' (mixed precision, for GPUs and TPUs: parameters,
+  # optimizer state, loss, SSIM and the head stay float32). Separator always
+  # runs float32.
+  config.dtype = 'float32'
 
   config.data = ml_collections.ConfigDict()
   # 'auto' (the local folder if complete, else tfds), 'local' or 'tfds'.
@@ -62,7 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Mixtures per training step (global, over all devices).
   config.batch_size = 128
   # Total optimizer steps.
-  config.num_train_steps = 100_000
+  config.num_train_steps = 70_000
 
   config.optimizer = ml_collections.ConfigDict()
   # Peak learning rate of Adam.
@@ -83,7 +96,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.loss = ml_collections.ConfigDict()
   # loss = digit_weight * L(digit) + image_weight * L(CIFAR image), where
-  # L = MSE + ssim_weight * (1 - SSIM).
+  # L = P + ssim_weight * (1 - SSIM) and P is the pixel term below.
+  # The pixel term: 'mse' (mean squared error), or 'psnr' (the gradient of
+  # the mean per-image PSNR, which the eval reports, at the MSE's scale).
+  config.loss.pixel = 'mse'
   config.loss.digit_weight = 1.0
   config.loss.image_weight = 1.0
   # Weight of the (1 - SSIM) term (dm-pix SSIM, as in the eval); 0: MSE only.

@@ -199,7 +199,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   config_io.validate(config)
   workdir = pathlib.Path(workdir)
   output_dir = workdir if output_dir is None else pathlib.Path(output_dir)
-  model = models.create_model(config.model, **platform.layer_forms())
+  model = models.create_model(config.model, config.get('dtype', 'float32'),
+                              **platform.layer_forms())
   # Fails before any output exists: no checkpoint, or another model's.
   state, step = inference.restore_state(config, workdir, model=model)
   writers.check_writable(output_dir / 'eval', flag='--output_dir')

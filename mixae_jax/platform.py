@@ -88,9 +88,12 @@ class SubpixelConvTranspose(nn.Module):
   strides: tuple[int, int] = (2, 2)
   padding: Any = 'SAME'
   use_bias: bool = True
+  dtype: Any = None  # The computation's; None: the input's.
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    if self.dtype is not None:
+      x = x.astype(self.dtype)
     k = self.kernel_size[0]
     if (tuple(self.kernel_size) != (k, k) or k not in _PADDINGS
         or tuple(self.strides) != (2, 2) or self.padding != _PADDINGS[k]):

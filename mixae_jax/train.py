@@ -12,6 +12,7 @@ dropout masks the uninterrupted run would have drawn.
 """
 
 import functools
+import json
 import pathlib
 import sys
 import time
@@ -32,6 +33,7 @@ from mixae_jax import checkpoints
 from mixae_jax import config_io
 from mixae_jax import evaluate
 from mixae_jax import inference
+from mixae_jax import interrupts
 from mixae_jax import metrics as metrics_lib
 from mixae_jax import models
 from mixae_jax import platform
@@ -44,8 +46,9 @@ from mixae_jax.errors import CheckpointError, NonFiniteLossError
 
 # Called by the training loop as ``callback(event, step)``: event 'step' right
 # after step `step` is dispatched (its computation may still be running),
-# 'save' right after the checkpoint of `step` has started to be written.
-# Tests pass one that kills the process there.
+# 'save' right after the checkpoint of `step` has started to be written,
+# 'eval' just before a periodic eval after `step`. Tests pass one that kills
+# or signals the process there.
 Callback = Callable[[str, int], None]
 
 
@@ -100,12 +103,19 @@ def _optimizer(num_train_steps: int, learning_rate: float, schedule: str,
           warmup_steps=warmup_steps, final_lr_fraction=final_lr_fraction)))
   lr = make_schedule(config)
   if weight_decay:
-    adam = optax.adamw(lr, weight_decay=weight_decay)
+    # Kernels only: decaying biases and normalisation scales only pulls the
+    # network away from its normalised form.
+    adam = optax.adamw(lr, weight_decay=weight_decay, mask=_is_kernel)
   else:
     adam = optax.adam(lr)
   if grad_clip_norm:
     return optax.chain(optax.clip_by_global_norm(grad_clip_norm), adam)
   return adam
+
+
+def _is_kernel(params: Any) -> Any:
+  """True for the weight matrices and kernels (ndim > 1) of a parameter tree."""
+  return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -126,7 +136,8 @@ def create_train_state(config: ml_collections.ConfigDict,
       layer forms (`platform.layer_forms`), which share flax's parameters.
   """
   if model is None:
-    model = models.create_model(config.model, **platform.layer_forms())
+    model = models.create_model(config.model, config.get('dtype', 'float32'),
+                                **platform.layer_forms())
   key = jax.random.key(config.seed)
   init_key, run_key = jax.random.split(key)
   variables = _init_variables(model, init_key)
@@ -157,11 +168,18 @@ def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
     CheckpointError: `source` has no checkpoint, or one of a different model.
   """
   where = f'config.init_from={str(source)!r}'
+  wanted = ("name a run folder or a released model (e.g. pretrained/dual), "
+            "or '' to start from random weights")
+  folder = pathlib.Path(source)
+  if not folder.exists():
+    raise CheckpointError(f'{where}: {folder} does not exist; {wanted}')
+  if not folder.is_dir():
+    raise CheckpointError(f'{where}: {folder} is a file, not a run folder; '
+                          f'{wanted}')
   if not checkpoints.checkpoint_dir(source).is_dir():
     raise CheckpointError(
-        f'{where}: {pathlib.Path(source) / checkpoints.CHECKPOINT_DIR} does '
-        'not exist; name a run folder or a released model (e.g. '
-        "pretrained/dual), or '' to start from random weights")
+        f'{where}: {folder / checkpoints.CHECKPOINT_DIR} does not exist, so '
+        f'{folder} holds no model; {wanted}')
   manager = checkpoints.create_manager(source, read_only=True)
   try:
     restored = checkpoints.restore_variables(
@@ -198,13 +216,14 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
                digit_weight: float = 1.0, image_weight: float = 1.0,
                task: str = 'separate',
                ssim_weight: float | tuple[float, float] = 0.0,
-               ema_decay: float = 0.0
+               ema_decay: float = 0.0, pixel_loss: str = 'mse'
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Adam step on the weighted loss of the two outputs.
 
-  Each output's loss is ``MSE + w * (1 - SSIM)`` (SSIM as in the eval:
-  dm-pix, mean over images, ``w`` its `ssim_weight`); the step's loss is
-  ``digit_weight *`` the digit's plus ``image_weight *`` the image's.
+  Each output's loss is ``P + w * (1 - SSIM)`` (SSIM as in the eval:
+  dm-pix, mean over images, ``w`` its `ssim_weight`), where P is its MSE
+  (`pixel_term`); the step's loss is ``digit_weight *`` the digit's plus
+  ``image_weight *`` the image's.
 
   Pure: the same (state, batch, rng) always gives the same result.
 
@@ -218,6 +237,8 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     ssim_weight: weight of the (1 - SSIM) term, one for both outputs or a
       (digit, image) pair; 0 for both leaves it out.
     ema_decay: decay of the parameters' moving average (`ema_update`); 0: none.
+    pixel_loss: 'mse', or 'psnr' to follow the gradient of the mean
+      per-image PSNR instead (`pixel_term`).
 
   Returns:
     The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm,
@@ -232,9 +253,11 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     (digit, image), updates = state.apply_fn(
         variables, inputs, train=True, rngs={'dropout': rng},
         mutable=['batch_stats'])
-    terms = {'digit_mse': jnp.mean(jnp.square(digit - digit_target)),
-             'image_mse': jnp.mean(jnp.square(image - image_target))}
-    digit_loss, image_loss = terms['digit_mse'], terms['image_mse']
+    digit_mse = jnp.mean(jnp.square(digit - digit_target), axis=(1, 2, 3))
+    image_mse = jnp.mean(jnp.square(image - image_target), axis=(1, 2, 3))
+    terms = {'digit_mse': jnp.mean(digit_mse), 'image_mse': jnp.mean(image_mse)}
+    digit_loss = pixel_term(digit_mse, pixel_loss)
+    image_loss = pixel_term(image_mse, pixel_loss)
     # Static: without a weight, no SSIM is computed at all.
     if digit_ssim_weight or image_ssim_weight:
       terms['digit_ssim'] = jnp.mean(metrics_lib.ssim(digit, digit_target))
@@ -252,6 +275,26 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
         state.ema_params, new_state.params, new_state.step, ema_decay))
   metrics = {'loss': loss, **terms, 'grad_norm': optax.tree.norm(grads)}
   return new_state, metrics
+
+
+def pixel_term(mse: jax.Array, kind: str) -> jax.Array:
+  """The pixel term of the loss from per-image MSEs [N].
+
+  'mse': their mean. 'psnr': the protocol scores the *mean per-image PSNR*,
+  whose gradient is that of ``-mean(log MSE_i)``: every image counts by its
+  relative error, so the easy, already good images are not drowned out by
+  the hard ones as under the plain mean. The term is scaled by the batch's
+  (constant) mean MSE, so its value and size stay the MSE's and the SSIM
+  weight keeps its meaning; only the direction changes (docs/levers.md).
+  """
+  mean = jnp.mean(mse)
+  if kind == 'mse':
+    return mean
+  if kind == 'psnr':
+    # Each ratio is 1 in value; its gradient is grad(MSE_i) / MSE_i.
+    ratio = mse / jax.lax.stop_gradient(mse + 1e-10)
+    return jax.lax.stop_gradient(mean) * jnp.mean(ratio)
+  raise ValueError(f'unknown pixel loss {kind!r}')
 
 
 def ssim_weights(config: ml_collections.ConfigDict) -> tuple[float, float]:
@@ -288,14 +331,15 @@ def inference_state(state: TrainState) -> inference.InferenceState:
 @functools.partial(
     jax.jit, donate_argnums=0,
     static_argnames=('batch_size', 'data_sharding', 'digit_weight',
-                     'image_weight', 'task', 'ssim_weight', 'ema_decay'))
+                     'image_weight', 'task', 'ssim_weight', 'ema_decay',
+                     'pixel_loss'))
 def train_step_on_pool(state: TrainState, pool: pipeline.TrainPool, *,
                        batch_size: int,
                        data_sharding: NamedSharding | None = None,
                        digit_weight: float = 1.0, image_weight: float = 1.0,
                        task: str = 'separate',
                        ssim_weight: float | tuple[float, float] = 0.0,
-                       ema_decay: float = 0.0
+                       ema_decay: float = 0.0, pixel_loss: str = 'mse'
                        ) -> tuple[TrainState, dict[str, jax.Array]]:
   """Draws a fresh batch from the device-resident pool and takes a step.
 
@@ -311,11 +355,36 @@ def train_step_on_pool(state: TrainState, pool: pipeline.TrainPool, *,
   if data_sharding is not None:
     batch = jax.lax.with_sharding_constraint(batch, data_sharding)
   new_state, metrics = train_step(state, batch, dropout_key, digit_weight,
-                                  image_weight, task, ssim_weight, ema_decay)
+                                  image_weight, task, ssim_weight, ema_decay,
+                                  pixel_loss)
   if data_sharding is not None:
     replicated = sharding.replicated(data_sharding.mesh)
     new_state = jax.lax.with_sharding_constraint(new_state, replicated)
   return new_state, metrics
+
+
+def make_step_fn(config: ml_collections.ConfigDict,
+                 data_sharding: NamedSharding | None = None
+                 ) -> Callable[[TrainState, pipeline.TrainPool],
+                               tuple[TrainState, dict[str, jax.Array]]]:
+  """``step_fn(state, pool)``: `train_step_on_pool` with the config's settings.
+
+  Args:
+    config: the run's config.
+    data_sharding: the batch's sharding over a mesh of more than one device;
+      None on one device.
+  """
+  if data_sharding is not None and data_sharding.mesh.size == 1:
+    data_sharding = None
+  return functools.partial(
+      train_step_on_pool, batch_size=config.batch_size,
+      data_sharding=data_sharding,
+      digit_weight=float(config.loss.digit_weight),
+      image_weight=float(config.loss.image_weight),
+      task=config.get('task', 'separate'),
+      ssim_weight=ssim_weights(config),
+      ema_decay=float(config.optimizer.get('ema_decay', 0.0)),
+      pixel_loss=config.loss.get('pixel', 'mse'))
 
 
 def _check_finite(history: list[tuple[int, dict[str, Any]]],
@@ -334,6 +403,33 @@ def _check_finite(history: list[tuple[int, dict[str, Any]]],
           'set optimizer.grad_clip_norm')
 
 
+# Where an interrupted run keeps the losses of the steps since its last log,
+# so that the resumed run logs the same means as an uninterrupted one.
+PENDING_METRICS_FILE = 'train_metrics_pending.json'
+
+
+def _save_pending_metrics(workdir: pathlib.Path, step: int,
+                          history: list[tuple[int, dict[str, Any]]]) -> None:
+  writers.write_json(workdir / PENDING_METRICS_FILE, {
+      'step': step, 'history': [[s, {k: float(v) for k, v in m.items()}]
+                                for s, m in history]})
+
+
+def _load_pending_metrics(workdir: pathlib.Path, step: int
+                          ) -> list[tuple[int, dict[str, Any]]]:
+  """The saved losses if they lead up to `step` (the restored checkpoint's)."""
+  path = workdir / PENDING_METRICS_FILE
+  try:
+    record = json.loads(path.read_text())
+  except (OSError, ValueError):
+    return []
+  if record.get('step') != step:  # Left by a run resumed from elsewhere.
+    return []
+  # float32, as the step returns them: the means then match bit for bit.
+  return [(s, {k: np.float32(v) for k, v in m.items()})
+          for s, m in record['history']]
+
+
 def _mean_metrics(history: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
   return {k: float(np.mean([m[k] for _, m in history])) for k in history[0][1]}
 
@@ -346,14 +442,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   Args:
     config: a config like ``configs/dual.py``'s.
     workdir: where checkpoints, metrics, TensorBoard events and figures go.
-    callbacks: called at each step and save (see `Callback`).
+    callbacks: called at each step, save and periodic eval (see `Callback`).
 
   Returns:
     The final evaluation record (what ``eval/metrics.json`` holds).
+
+  Raises:
+    interrupts.Interrupted: SIGINT or SIGTERM (when called from the main
+      thread). During training, the step in flight is finished and saved
+      first, so that the same call resumes where it stopped.
   """
   config_io.validate(config)
   workdir = pathlib.Path(workdir)
   writers.check_writable(workdir)
+  with interrupts.StopSignals('start-up, before any training step') as stop:
+    return _train_and_evaluate(config, workdir, callbacks, stop)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict,
+                        workdir: pathlib.Path, callbacks: Sequence[Callback],
+                        stop: interrupts.StopSignals) -> dict[str, Any]:
+  """`train_and_evaluate` once its arguments are checked, under `stop`."""
   mesh = sharding.make_mesh()
   data_sharding = sharding.data_sharding(mesh)
   replicated = sharding.replicated(mesh)
@@ -389,66 +498,85 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       datasets, replicated, num_pairs=config.data.get('train_pairs', 0),
       pairing_seed=config.seed)
   del datasets
-  step_fn = functools.partial(
-      train_step_on_pool, batch_size=config.batch_size,
-      data_sharding=data_sharding if mesh.size > 1 else None,
-      digit_weight=float(config.loss.digit_weight),
-      image_weight=float(config.loss.image_weight),
-      task=config.get('task', 'separate'),
-      ssim_weight=ssim_weights(config),
-      ema_decay=float(config.optimizer.get('ema_decay', 0.0)))
+  step_fn = make_step_fn(config, data_sharding)
   schedule = make_schedule(config)
   eval_fn = functools.partial(
       evaluate.per_image_metrics, eval_set=eval_set,
       batch_size=config.eval.batch_size, sharding=data_sharding)
 
   step = int(state.step)
-  history: list[tuple[int, dict[str, Any]]] = []
+  # Losses of the steps since the last log that an interrupted run left.
+  history = _load_pending_metrics(workdir, step)
   writer = writers.MetricWriter(workdir)
   # A live bar on a terminal only; metrics.jsonl gets the numbers either way.
   progress = tqdm.tqdm(total=config.num_train_steps, initial=step, unit='step',
                        disable=not sys.stderr.isatty(), dynamic_ncols=True)
+
+  def save(step: int) -> None:
+    nonlocal config_pending
+    _check_finite(jax.device_get(history), manager)  # Never save a NaN.
+    checkpoints.save(manager, step, state)
+    for callback in callbacks:  # While the files are being written.
+      callback('save', step)
+    # Finish writing before training on: a kill then loses at most one
+    # save interval (the host copy is taken already; the wait is the I/O).
+    checkpoints.wait(manager)
+    if config_pending:
+      config_io.save(config, workdir)
+      config_pending = False
+
   try:
     interval_start, interval_steps = time.perf_counter(), 0
-    while step < config.num_train_steps:
-      state, metrics = step_fn(state, pool)
-      step += 1
-      for callback in callbacks:
-        callback('step', step)
-      interval_steps += 1
-      history.append((step, metrics))  # Device arrays: no host sync here.
-      is_last = step == config.num_train_steps
-      if step % config.log_every_steps == 0 or is_last:
-        history = jax.device_get(history)
-        _check_finite(history, manager)
-        scalars = _mean_metrics(history)
-        scalars['learning_rate'] = float(schedule(step - 1))
-        scalars['images_per_sec'] = interval_steps * config.batch_size / (
-            time.perf_counter() - interval_start)
-        writer.write_scalars(step, scalars, kind='train')
-        _report(progress, step, config.num_train_steps, scalars)
-        history = []
-        interval_start, interval_steps = time.perf_counter(), 0
-      if step % config.checkpoint.every_steps == 0 or is_last:
-        _check_finite(jax.device_get(history), manager)  # Never save a NaN.
-        checkpoints.save(manager, step, state)
-        for callback in callbacks:  # While the files are being written.
-          callback('save', step)
-        # Finish writing before training on: a kill then loses at most one
-        # save interval (the host copy is taken already; the wait is the I/O).
-        checkpoints.wait(manager)
-        if config_pending:
-          config_io.save(config, workdir)
-          config_pending = False
-      if (config.eval.every_steps and step % config.eval.every_steps == 0
-          and not is_last):
-        _periodic_eval(inference_state(state), int(state.step), eval_fn,
-                       eval_set, config, writer)
-        interval_start, interval_steps = time.perf_counter(), 0
+    with stop.deferred():
+      while step < config.num_train_steps:
+        state, metrics = step_fn(state, pool)
+        step += 1
+        for callback in callbacks:
+          callback('step', step)
+        interval_steps += 1
+        history.append((step, metrics))  # Device arrays: no host sync here.
+        is_last = step == config.num_train_steps
+        if step % config.log_every_steps == 0 or is_last:
+          history = jax.device_get(history)
+          _check_finite(history, manager)
+          scalars = _mean_metrics(history)
+          scalars['learning_rate'] = float(schedule(step - 1))
+          scalars['images_per_sec'] = interval_steps * config.batch_size / (
+              time.perf_counter() - interval_start)
+          writer.write_scalars(step, scalars, kind='train')
+          _report(progress, step, config.num_train_steps, scalars)
+          history = []
+          (workdir / PENDING_METRICS_FILE).unlink(missing_ok=True)
+          interval_start, interval_steps = time.perf_counter(), 0
+        saved = step % config.checkpoint.every_steps == 0 or is_last
+        if saved:
+          save(step)
+        if (config.eval.every_steps and step % config.eval.every_steps == 0
+            and not is_last):
+          for callback in callbacks:
+            callback('eval', step)
+          _periodic_eval(inference_state(state), int(state.step), eval_fn,
+                         eval_set, config, writer)
+          interval_start, interval_steps = time.perf_counter(), 0
+        if stop.requested:
+          if not saved:
+            save(step)
+          history = jax.device_get(history)
+          _save_pending_metrics(workdir, step, history)
+          raise interrupts.Interrupted(
+              stop.signum, f'interrupted at step {step}: saved a checkpoint; '
+              'run the same command to resume')
     progress.close()
     checkpoints.wait(manager)
-    record = evaluate.run_eval(inference_state(state), int(state.step),
-                               eval_set, config, workdir, writer, data_sharding)
+    try:
+      record = evaluate.run_eval(inference_state(state), int(state.step),
+                                 eval_set, config, workdir, writer,
+                                 data_sharding)
+    except interrupts.Interrupted as e:
+      raise interrupts.Interrupted(
+          e.signum, f'interrupted during the final eval; the checkpoint of '
+          f'step {step} is saved: run the same command to evaluate it '
+          '(earlier eval outputs are unchanged)') from None
   finally:
     progress.close()
     writer.close()

@@ -1,9 +1,25 @@
 """Shared fixtures: tiny synthetic datasets in the standard file formats, a
 tiny config, and one tiny trained run that several tests inspect."""
 
+import atexit
 import gzip
+import os
 import pathlib
+import shutil
+import tempfile
 
+# Share compiled work across the suite: a persistent XLA compilation cache
+# for this test session, set before JAX starts, and inherited by the
+# subprocesses the tests launch (launch.py runs, killed and signalled runs),
+# which otherwise compile the same tiny programs again each time.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _CACHE = tempfile.mkdtemp(prefix='mixae_test_xla_cache_')
+  atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+  os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE,
+                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
+                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import ml_collections
 import numpy as np
 import pytest

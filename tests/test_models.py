@@ -106,6 +106,29 @@ def test_unet_parameter_names_are_those_of_the_release():
   assert set(block['Conv_0']) == {'kernel', 'bias'}
 
 
+@pytest.mark.parametrize('digit_channels', [1, 3])
+def test_patches_fold_and_unfold_losslessly_and_keep_the_outputs_rgb(
+    digit_channels):
+  from mixae_jax.models import unet  # pylint: disable=g-import-not-at-top
+  x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
+  folded = unet.space_to_depth(x, 2)
+  assert folded.shape == (2, 16, 16, 12)
+  # Each 2x2 patch of pixels becomes one position's 12 channels.
+  np.testing.assert_array_equal(folded[0, 3, 5, 3:6], x[0, 6, 11])
+  np.testing.assert_array_equal(unet.depth_to_space(folded, 2, 3), x)
+  model = _unet(patch_size=2, digit_channels=digit_channels,
+                head='consistent')
+  variables, x = _init(model)
+  digit, image = model.apply(variables, x)
+  assert digit.shape == image.shape == (2, 32, 32, 3)
+  # The first level runs at 16x16 on the folded input.
+  assert variables['params']['ConvBlock_0']['Conv_0']['kernel'].shape[2] == 12
+  if digit_channels == 1:  # Grey: the same value in every channel.
+    np.testing.assert_array_equal(digit[..., 0], digit[..., 2])
+  else:  # The head's guarantee holds through the unfolding.
+    np.testing.assert_allclose((digit + image) / 2, x, atol=1e-5)
+
+
 def test_module_defaults_are_the_default_config():
   from configs import dual  # pylint: disable=g-import-not-at-top
   model = dual.get_config().model
@@ -114,10 +137,12 @@ def test_module_defaults_are_the_default_config():
   assert models.UNet().widths == tuple(model.widths)
 
 
-@pytest.mark.parametrize('name', ['unet', 'seed004'])
+@pytest.mark.parametrize('name', ['unet', 'seed004', 'unet_patch2_attention'])
 def test_jvp_and_grad_through_the_default_model(name):
   # The default (flax) layers support every JAX transformation.
-  model = (models.UNet(widths=(4, 8)) if name == 'unet' else models.Seed004())
+  model = {'unet': models.UNet(widths=(4, 8)), 'seed004': models.Seed004(),
+           'unet_patch2_attention': models.UNet(widths=(4, 8), patch_size=2,
+                                                attention_heads=2)}[name]
   variables, x = _init(model)
   f = lambda x: model.apply(variables, x)[1]
   tangent = jax.random.normal(jax.random.key(2), x.shape)

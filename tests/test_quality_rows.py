@@ -10,11 +10,12 @@ from benchmarks import quality
 from mixae_jax import config_io
 from mixae_jax.errors import ConfigError
 
-ROWS = quality.ZOO + quality.LEVERS
+ROWS = quality.ZOO + quality.LEVERS + quality.COMPUTE
 
 
-def test_row_names_are_unique():
-  names = [row.name for row in ROWS]
+@pytest.mark.parametrize('name', sorted(quality.SETS))
+def test_row_names_are_unique_within_a_set(name):
+  names = [row.name for row in quality.SETS[name]]
   assert len(names) == len(set(names))
 
 
@@ -27,6 +28,20 @@ def test_each_row_overrides_existing_fields_with_valid_values(row):
     got = quality._get(config, key)  # pylint: disable=protected-access
     assert (list(got) if isinstance(got, tuple) else got) == (
         list(value) if isinstance(value, tuple) else value), key
+
+
+def test_compute_rows_share_timings_only_with_rows_of_the_same_step():
+  by_name = {row.name: row for row in quality.COMPUTE}
+  for row in quality.COMPUTE:
+    if row.timed_as:
+      timed = by_name[row.timed_as]
+      assert timed.timed_as is None
+      # The same network at the same batch: only the optimizer, the seed,
+      # the loss's weighting or the dtype differ.
+      same = {k for k in row.overrides if not k.startswith(
+          ('optimizer.', 'seed', 'loss.pixel', 'dtype'))}
+      assert {k: row.overrides[k] for k in same} == {
+          k: timed.overrides.get(k) for k in same}, row.name
 
 
 def test_a_mistyped_override_is_refused():

@@ -121,6 +121,44 @@ def test_an_ema_run_evaluates_and_exports_its_average(data_dir, tmp_path):
   assert _trees_equal(released['params'], state.ema_params)
 
 
+def test_psnr_pixel_loss_is_the_mse_in_value_and_weighs_images_by_their_error():
+  mse = jnp.array([1e-3, 1e-2, 4e-2])
+  assert float(train.pixel_term(mse, 'psnr')) == pytest.approx(float(mse.mean()))
+  grad_psnr = jax.grad(lambda m: train.pixel_term(m, 'psnr'))(mse)
+  grad_mse = jax.grad(lambda m: train.pixel_term(m, 'mse'))(mse)
+  np.testing.assert_allclose(grad_mse, 1 / 3, rtol=1e-6)
+  # The gradient of mean(log MSE_i), scaled by the batch's mean MSE.
+  np.testing.assert_allclose(grad_psnr, mse.mean() / mse / 3, rtol=1e-5)
+
+
+def test_a_bfloat16_attention_run_with_the_psnr_loss_trains_saves_and_restores(
+    data_dir, tmp_path):
+  """The options of the quality-per-compute levers, together, end to end."""
+  from mixae_jax.inference import Separator  # pylint: disable=g-import-not-at-top
+  config = tiny_config(data_dir, num_train_steps=4, dtype='bfloat16',
+                       **{'model.attention_heads': 2, 'loss.pixel': 'psnr',
+                          'eval.every_steps': 0, 'checkpoint.every_steps': 2,
+                          'log_every_steps': 1})
+  record = train.train_and_evaluate(config, tmp_path)
+  losses = [r['loss'] for r in writers.read_jsonl(tmp_path / 'metrics.jsonl')
+            if r['kind'] == 'train']
+  assert len(losses) == 4 and np.all(np.isfinite(losses))
+  assert record['cifar10']['psnr'] > record['baseline']['cifar10']['psnr']
+  state = checkpoints.restore(
+      checkpoints.create_manager(tmp_path, read_only=True),
+      train.create_train_state(config))
+  assert int(state.step) == 4
+  # Parameters are kept in float32, whatever the computation's dtype.
+  assert {x.dtype for x in jax.tree.leaves(state.params)} == {np.dtype('float32')}
+  # The eval mode restores it (in bf16) and reproduces the final metrics;
+  # the Separator restores it in float32.
+  again = evaluate.evaluate_checkpoint(config, tmp_path, tmp_path / 'again')
+  assert again['cifar10']['psnr'] == pytest.approx(record['cifar10']['psnr'])
+  separator = Separator.restore(tmp_path)
+  digit, image = separator(np.full((2, 32, 32, 3), 0.5, np.float32))
+  assert digit.dtype == image.dtype == np.float32
+
+
 def test_train_step_is_pure(data_dir):
   config = tiny_config(data_dir)
   ds = pipeline.load_datasets(config.data)
@@ -303,9 +341,18 @@ def test_a_run_with_init_from_goes_on_from_the_source_weights(trained_run,
 def test_init_from_a_missing_or_different_model_is_a_clear_error(trained_run,
                                                                   tmp_path):
   config, workdir, _ = trained_run
+  state = train.create_train_state(config)
   with pytest.raises(CheckpointError, match=r"config.init_from='.*nowhere': "
-                     r'.*nowhere/checkpoints does not exist; name a run folder'):
-    train.init_from(train.create_train_state(config), tmp_path / 'nowhere')
+                     r'.*nowhere does not exist; name a run folder'):
+    train.init_from(state, tmp_path / 'nowhere')
+  (tmp_path / 'weights.msgpack').write_bytes(b'x')
+  with pytest.raises(CheckpointError, match=r'weights.msgpack is a file, not a '
+                     'run folder; name a run folder'):
+    train.init_from(state, tmp_path / 'weights.msgpack')
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(CheckpointError, match=r'empty/checkpoints does not exist, '
+                     r'so .*empty holds no model; name a run folder'):
+    train.init_from(state, tmp_path / 'empty')
   other = config.copy_and_resolve_references()
   other.model.widths = (8, 16)
   with pytest.raises(CheckpointError, match=r'config.init_from=.* cannot start '
@@ -329,6 +376,9 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('loss.ssim_weight', -0.1, 'loss.ssim_weight=-0.1 must be >= 0'),
     ('loss.image_ssim_weight', -1.0, 'loss.image_ssim_weight=-1.0 must be >= 0'),
     ('optimizer.ema_decay', 1.0, r'optimizer.ema_decay=1.0 must be in \[0, 1\)'),
+    ('loss.pixel', 'l1', "loss.pixel='l1' is unknown; use one of"),
+    ('dtype', 'float16', "dtype='float16' is unknown; use one of"),
+    ('model.attention_heads', 3, 'model.attention_heads=3 must be 0'),
 ])
 def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
   from mixae_jax import config_io

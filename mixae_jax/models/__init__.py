@@ -14,6 +14,7 @@ Every model maps a mixture [N, 32, 32, 3] in [0, 1] to a pair
 import inspect
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from mixae_jax.errors import ConfigError
@@ -26,12 +27,19 @@ MODELS = {'unet': UNet, 'seed004': Seed004, 'mixture_ae': MixtureAE,
           'digit_ae': DigitAE}
 
 
+# What ``config.dtype`` may name: the U-Net's activations and convolutions.
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
 def create_model(model_config: ml_collections.ConfigDict,
-                 **layers: ModuleDef) -> nn.Module:
+                 dtype: str = 'float32', **layers: ModuleDef) -> nn.Module:
   """Builds the model named by ``model_config.name`` from its settings.
 
   Args:
     model_config: ``config.model``.
+    dtype: ``config.dtype``, a key of `DTYPES`: the U-Net's computation
+      (parameters and outputs stay float32); the reference designs take
+      float32 only.
     **layers: layer constructors to use instead of flax's (``conv``,
       ``conv_transpose``; see `mixae_jax.platform.layer_forms`);
       a model takes those it has and ignores the rest. They compute the same
@@ -44,12 +52,17 @@ def create_model(model_config: ml_collections.ConfigDict,
   if name not in MODELS:
     raise ConfigError(f'model.name={name!r} is unknown; use one of '
                       f'{tuple(MODELS)}')
+  if dtype not in DTYPES:
+    raise ConfigError(f'dtype={dtype!r} is unknown; use one of {tuple(DTYPES)}')
   cls = MODELS[name]
   fields = inspect.signature(cls).parameters
   layers = {k: v for k, v in layers.items() if k in fields}
   if name != 'unet':
+    if dtype != 'float32':
+      raise ConfigError(f'dtype={dtype!r} needs model.name=unet; the '
+                        f'reference design {name!r} runs in float32')
     return cls(**layers)
-  return UNet(**_unet_settings(model_config), **layers)
+  return UNet(**_unet_settings(model_config), dtype=DTYPES[dtype], **layers)
 
 
 def _unet_settings(model_config: ml_collections.ConfigDict) -> dict:
@@ -79,10 +92,22 @@ def _unet_settings(model_config: ml_collections.ConfigDict) -> dict:
     raise ConfigError(f'model.digit_resized_from={resized_from!r} must be '
                       'the size the digits were upsampled from (28 for '
                       'MNIST), or 0 if not known')
+  heads_ = model_config.get('attention_heads', 0)
+  if (isinstance(heads_, bool) or not isinstance(heads_, int) or heads_ < 0
+      or (heads_ and widths[-1] % heads_)):
+    raise ConfigError(f'model.attention_heads={heads_!r} must be 0 (none) or '
+                      f'a positive divisor of the bottleneck width {widths[-1]}')
+  patch = model_config.get('patch_size', 1)
+  if patch not in (1, 2, 4) or isinstance(patch, bool):
+    raise ConfigError(f'model.patch_size={patch!r} must be 1 (none), 2 or 4')
+  if 32 % (patch * 2 ** (len(widths) - 1)):
+    raise ConfigError(f'model.patch_size={patch} with {len(widths)} levels '
+                      'halves 32x32 images too often; use fewer levels')
   return dict(widths=widths, norm=model_config.norm,
               digit_channels=model_config.digit_channels, head=head,
-              digit_resized_from=resized_from)
+              digit_resized_from=resized_from, attention_heads=heads_,
+              patch_size=patch)
 
 
-__all__ = ['MODELS', 'HEADS', 'NORMS', 'create_model', 'UNet', 'Seed004',
+__all__ = ['MODELS', 'DTYPES', 'HEADS', 'NORMS', 'create_model', 'UNet', 'Seed004',
            'MixtureAE', 'DigitAE']

@@ -1,7 +1,7 @@
 """The default separator: a U-Net whose shared encoder feeds twin decoders."""
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -27,6 +27,42 @@ class ConvBlock(nn.Module):
     return x
 
 
+def space_to_depth(x: jnp.ndarray, size: int) -> jnp.ndarray:
+  """[N, H, W, C] -> [N, H/size, W/size, size*size*C]; identity for size 1."""
+  if size == 1:
+    return x
+  n, h, w, c = x.shape
+  x = x.reshape(n, h // size, size, w // size, size, c)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, h // size, w // size, -1)
+
+
+def depth_to_space(x: jnp.ndarray, size: int, channels: int) -> jnp.ndarray:
+  """The inverse of `space_to_depth` for `channels` output channels."""
+  if size == 1:
+    return x
+  n, h, w, _ = x.shape
+  x = x.reshape(n, h, w, size, size, channels)
+  return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, h * size, w * size, channels)
+
+
+class GlobalAttention(nn.Module):
+  """Multi-head self-attention over every position of a small feature map.
+
+  At the bottleneck (4x4 for 32x32 inputs) each position sees the whole
+  image in one layer, which convolutions reach only through depth.
+  Pre-normalised and residual, as in a transformer block.
+  """
+  num_heads: int
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    n, h, w, c = x.shape
+    tokens = nn.LayerNorm(name='LayerNorm_0')(x).reshape(n, h * w, c)
+    mixed = nn.MultiHeadDotProductAttention(
+        num_heads=self.num_heads, name='Attention_0')(tokens)
+    return x + mixed.reshape(n, h, w, c)
+
+
 class UNetDecoder(nn.Module):
   """Upsamples the shared bottleneck, merging the shared encoder's skips."""
   widths: Sequence[int]
@@ -47,9 +83,8 @@ class UNetDecoder(nn.Module):
       h = ConvBlock(features, self.norm, self.conv, name=f'ConvBlock_{i}')(
           h, train)
     h = self.conv(self.out_channels, (1, 1), name='Conv_0')(h)
-    h = nn.sigmoid(h)
-    # A grey digit needs one channel; repeat it so every output is RGB.
-    return jnp.broadcast_to(h, h.shape[:-1] + (3,)) if h.shape[-1] == 1 else h
+    # The estimates, and the head's projections after them, in float32.
+    return nn.sigmoid(h.astype(jnp.float32))
 
 
 class UNet(nn.Module):
@@ -67,6 +102,15 @@ class UNet(nn.Module):
       with 'derive' there is no image decoder at all.
     digit_resized_from: the size the true digits were upsampled from (28 for
       MNIST), known to the 'consistent' head; 0: not known.
+    attention_heads: heads of a `GlobalAttention` layer after the
+      bottleneck's convolutions; 0: none.
+    patch_size: 1, or 2 to fold each 2x2 patch of the input into channels
+      (space-to-depth, 32x32x3 -> 16x16x12) before the first level and
+      unfold the decoders' outputs back: every level then runs at half the
+      resolution with the same information.
+    dtype: the activations' and convolutions' dtype (e.g. jnp.bfloat16);
+      parameters, normalisation statistics, the outputs and the head stay
+      float32.
     conv: the convolution layer (`nn.Conv`, or a form with its parameters).
     conv_transpose: the stride-2 transposed convolution layer.
   """
@@ -75,26 +119,40 @@ class UNet(nn.Module):
   digit_channels: int = 1
   head: str = 'consistent'
   digit_resized_from: int = 28
+  attention_heads: int = 0
+  patch_size: int = 1
+  dtype: Any = jnp.float32
   conv: ModuleDef = nn.Conv
   conv_transpose: ModuleDef = nn.ConvTranspose
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False):
+    conv, conv_transpose = self.conv, self.conv_transpose
+    if self.dtype != jnp.float32:
+      conv = functools.partial(conv, dtype=self.dtype)
+      conv_transpose = functools.partial(conv_transpose, dtype=self.dtype)
     skips = []
-    h = x
+    h = space_to_depth(x, self.patch_size).astype(self.dtype)
     for i, features in enumerate(self.widths[:-1]):
-      h = ConvBlock(features, self.norm, self.conv, name=f'ConvBlock_{i}')(
+      h = ConvBlock(features, self.norm, conv, name=f'ConvBlock_{i}')(
           h, train)
       skips.append(h)
       h = nn.max_pool(h, (2, 2), strides=(2, 2))
-    h = ConvBlock(self.widths[-1], self.norm, self.conv,
+    h = ConvBlock(self.widths[-1], self.norm, conv,
                   name=f'ConvBlock_{len(skips)}')(h, train)
+    if self.attention_heads:
+      h = GlobalAttention(self.attention_heads, name='GlobalAttention_0')(h)
     decoder = functools.partial(UNetDecoder, self.widths, norm=self.norm,
-                                conv=self.conv,
-                                conv_transpose=self.conv_transpose)
-    digit = decoder(self.digit_channels, name='digit_decoder')(h, skips, train)
-    image = (None if self.head == 'derive' else
-             decoder(3, name='image_decoder')(h, skips, train))
+                                conv=conv, conv_transpose=conv_transpose)
+    area = self.patch_size ** 2
+    digit = depth_to_space(decoder(self.digit_channels * area,
+                                   name='digit_decoder')(h, skips, train),
+                           self.patch_size, self.digit_channels)
+    # A grey digit needs one channel; repeat it so every output is RGB.
+    digit = jnp.broadcast_to(digit, digit.shape[:-1] + (3,))
+    image = (None if self.head == 'derive' else depth_to_space(
+        decoder(3 * area, name='image_decoder')(h, skips, train),
+        self.patch_size, 3))
     return heads.apply_head(
         self.head, x, digit, image, grey_digit=self.digit_channels == 1,
         digit_resized_from=self.digit_resized_from,
