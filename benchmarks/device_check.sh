@@ -19,16 +19,21 @@
 #                  so code, wheels and data fit the 64 MiB a call may carry.
 # Both folders are git-ignored.
 #
-# On the GPU machine, within BUDGET_S seconds (default 570) of its start:
+# On the GPU machine, within BUDGET_S seconds (default 510: with the
+# machine's start, one call of at most 9 minutes) of its start:
 #   1. installs the wheels under /tmp/site and writes the data with prepare.py;
 #   2. smoke run: 3 steps of a tiny config, checkpoint and eval included; if it
 #      fails with the image's flax/optax/orbax, it retries with the pinned ones;
-#   3. benchmarks/throughput.py at batch 128 (JAX and PyTorch on the GPU, as
-#      on the CPU), log to $OUT/throughput_b128.txt;
-#   4. configs/dual.py, unchanged but for its length where 100,000 steps do
-#      not fit: num_train_steps is the most whole thousands that fit the time
+#   3. benchmarks/throughput.py at batch 128, one call per network (JAX
+#      float32 and bfloat16 against PyTorch eager, channels_last,
+#      torch.compile and max-autotune, with the fraction of the H200's 989
+#      TFLOP/s dense bf16 peak), logs to $OUT/throughput_<net>.txt and all
+#      rows to $OUT/gpu_throughput.json (docs/results/ keeps it);
+#   4. configs/dual.py, unchanged but for its length where its steps do not
+#      fit: num_train_steps is the most whole thousands that fit the time
 #      left at the U-Net's measured rate (x1.5 for the SSIM term and the
-#      in-step sampling), eval and checkpoint cadence scaled to it;
+#      in-step sampling), eval and checkpoint cadence scaled to it, in
+#      bfloat16 if that trains > 10% faster there;
 #   5. exports the float16 release (launch.py --mode=export) and packs it, the
 #      run's metrics, eval outputs and figures into $OUT (or /tmp/device_check).
 # --no_train stops after step 3; --no_bench skips steps 2 and 3. Environment:
@@ -70,7 +75,7 @@ fi
 
 start=$(date +%s)
 PY=python3
-budget=570
+budget=510
 train=1
 bench=1
 bench_args=()
@@ -149,34 +154,83 @@ fi
 echo "[$(($(date +%s) - start))s] smoke run passed"
 
 if (( bench )); then
-bench_s=$(( $(left) - 150 )); (( bench_s < 150 )) || bench_s=150
-timeout "$bench_s" "$PY" -m benchmarks.throughput --batch_size=128 \
-  --seconds=1.5 --repeats=3 "${bench_args[@]}" 2>&1 \
-  | grep -v -e '^W[0-9]' -e '^I[0-9]' | tee "$out/throughput_b128.txt"
+# One network per call, the U-Net first (its rate sizes the training): a
+# network whose PyTorch compiles overrun their share loses only its own row.
+for net in unet seed004; do
+  bench_s=$(( $(left) - 330 ))
+  [[ $net == unet ]] && bench_s=$(( bench_s / 2 ))
+  (( bench_s < 120 )) || bench_s=120
+  if (( bench_s < 20 )); then echo "no time left for $net's throughput"; continue; fi
+  timeout "$bench_s" "$PY" -m benchmarks.throughput --networks=$net \
+    --batch_size=128 --seconds=1.5 --repeats=3 --bf16 --peak_tflops=989 \
+    "${bench_args[@]}" 2>&1 | grep -v -e '^W[0-9]' -e '^I[0-9]' \
+    | tee "$out/throughput_$net.txt"
+done
+# docs/results/gpu_throughput.json's content: device, versions, date and
+# every row (JAX float32 and bfloat16, each PyTorch form, the ratios).
+"$PY" - "$out" <<'EOF' || true
+import datetime, json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+rows = {}
+for f in sorted(out.glob('throughput_*.txt')):
+  lines = f.read_text().strip().splitlines()
+  if lines and lines[-1].startswith('{'):
+    rows.update(json.loads(lines[-1]))
+import jax
+versions = {'jax': jax.__version__}
+try:
+  import torch
+  versions['torch'] = torch.__version__
+except ImportError:
+  pass
+record = {'date': datetime.date.today().isoformat(),
+          'device': jax.devices()[0].device_kind, 'versions': versions,
+          'batch_size': 128, 'peak_tflop_s': 989, 'networks': rows}
+(out / 'gpu_throughput.json').write_text(json.dumps(record, indent=1) + '\n')
+print('wrote', out / 'gpu_throughput.json')
+EOF
 echo "[$(($(date +%s) - start))s] throughput done"
 fi
 [[ $train == 1 ]] || exit 0
 
 # The longest dual.py run that fits: 140 s for start-up, compiles, periodic
 # evals and the final 10,000-pair eval, then 30 s for export and packing.
+# The precision: bfloat16 where it trains more than 10% faster than float32
+# (its quality cost at the quick budget: docs/levers.md), else float32.
 steps=${STEPS:-}  # STEPS=N fixes the length instead.
-[[ -n "$steps" ]] || steps=$("$PY" - "$out/throughput_b128.txt" "$(left)" <<'EOF'
-import json, sys
-rows = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-step_s = 1.5 * 128 / rows['unet']['jax_img_s']
-print(max(1000, min(100_000, int((int(sys.argv[2]) - 140) / step_s) // 1000 * 1000)))
+read -r steps dtype < <("$PY" - "$out/throughput_unet.txt" "$(left)" "$steps" \
+    "${TRAIN_CONFIG:-configs/dual.py}" <<'EOF'
+import importlib, json, pathlib, sys
+try:  # The config's own length is the most a run needs.
+  path, _, arg = sys.argv[4].partition(':')
+  module = importlib.import_module('configs.' + pathlib.Path(path).stem)
+  cap = (module.get_config(arg) if arg else module.get_config()).num_train_steps
+except Exception:  # pylint: disable=broad-except
+  cap = 100_000
+try:
+  row = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['unet']
+except (OSError, IndexError, KeyError, ValueError):
+  row = {'jax_img_s': 128 * 100.0}  # No table: assume 100 steps/s.
+bf16 = row.get('jax_bf16_img_s', 0) > 1.1 * row['jax_img_s']
+rate = row['jax_bf16_img_s'] if bf16 else row['jax_img_s']
+step_s = 1.5 * 128 / rate
+steps = int(sys.argv[3]) if sys.argv[3] else max(
+    1000, min(cap, int((int(sys.argv[2]) - 140) / step_s) // 1000 * 1000))
+print(steps, 'bfloat16' if bf16 else 'float32')
 EOF
-) || steps=10000
+)
+[[ -n "$steps" ]] || { steps=10000; dtype=float32; }
 every=$(( steps / 4 / 1000 * 1000 )); (( every >= 1000 )) || every=1000
 ckpt=$(( steps / 10 / 1000 * 1000 )); (( ckpt >= 1000 )) || ckpt=1000
 # TRAIN_CONFIG (default configs/dual.py) and TRAIN_ARGS (extra --config
 # overrides, e.g. an init_from) choose another run of the same length rule.
 train_config="${TRAIN_CONFIG:-configs/dual.py}"
 echo "[$(($(date +%s) - start))s] training $train_config ${TRAIN_ARGS:-} for $steps steps" \
-     "(eval every $every, checkpoint every $ckpt)"
+     "in $dtype (eval every $every, checkpoint every $ckpt)"
 work="${WORKDIR:-/tmp/runs/dual}"  # A workdir with checkpoints resumes.
+# SIGTERM at the deadline: the trainer saves the step in flight and exits.
 timeout $(( $(left) - 30 )) "$PY" launch.py --config="$train_config" ${TRAIN_ARGS:-} \
-  --workdir="$work" --config.num_train_steps="$steps" \
+  --workdir="$work" --config.num_train_steps="$steps" --config.dtype="$dtype" \
   --config.eval.every_steps="$every" --config.checkpoint.every_steps="$ckpt" \
   2>&1 | grep -v -e '^W[0-9]' | tee "$out/train_log.txt"
 echo "[$(($(date +%s) - start))s] training ended (exit ${PIPESTATUS[0]})"

@@ -42,6 +42,7 @@ from mixae_jax import inference, models, platform, train
 from mixae_jax.data import preprocessing
 
 FLAGS = flags.FLAGS
+TORCH_FORMS_HELP = 'eager, channels_last, compile, max_autotune'
 flags.DEFINE_list('networks', ['seed004', 'unet'], 'Networks to time.')
 flags.DEFINE_integer('batch_size', 128, 'Mixtures per train step.')
 flags.DEFINE_integer('eval_batch_size', 500, 'Mixtures per inference call.')
@@ -50,6 +51,15 @@ flags.DEFINE_integer('repeats', 3, 'Timed runs per implementation.')
 flags.DEFINE_bool('torch', True, 'Also time PyTorch (needs torch installed).')
 flags.DEFINE_enum('torch_device', 'auto', ['auto', 'cpu', 'cuda'],
                   "PyTorch's device; 'auto' takes the GPU when PyTorch sees one.")
+flags.DEFINE_list('torch_forms', ['auto'],
+                  f'PyTorch forms to time, of {TORCH_FORMS_HELP}; "auto": '
+                  'all but max_autotune on a CPU, all on a GPU.')
+flags.DEFINE_bool('bf16', False,
+                  'Also time the JAX U-Net with config.dtype=bfloat16 '
+                  '(row jax_bf16).')
+flags.DEFINE_float('peak_tflops', 0.0,
+                   "The device's dense peak in TFLOP/s (H200: 989 bf16, 494 "
+                   'TF32); > 0 adds the fraction of it each JAX step reaches.')
 flags.DEFINE_enum('layer_forms', 'auto', ['auto', 'flax', 'cpu', 'both'],
                   "JAX models' layers: 'auto' as the trainer picks them "
                   "(platform.layer_forms), 'flax', the CPU forms, or 'both' "
@@ -107,9 +117,10 @@ def interleaved(forms: dict, rounds: int, seconds: float, batch_size: int
 class JaxTrain:
   """The project's train step, jitted once with the state donated."""
 
-  def __init__(self, name: str, batch_size: int, forms: str = 'auto'):
+  def __init__(self, name: str, batch_size: int, forms: str = 'auto',
+               dtype: str = 'float32'):
     config = network_config(name)
-    model = models.create_model(config.model, **layer_forms(forms))
+    model = models.create_model(config.model, dtype, **layer_forms(forms))
     self.state = train.create_train_state(config, model)
     self.batch = fixed_batch(batch_size)
     self.key = jax.random.key(0)
@@ -148,8 +159,21 @@ class JaxInfer:
       jax.block_until_ready(out)
 
 
+# How a PyTorch user of 2026 would run the twin: eager (NCHW), eager with
+# channels_last memory, torch.compile (inductor) on channels_last, and on a
+# GPU torch.compile's max-autotune mode (autotuned kernels, CUDA graphs).
+TORCH_FORMS = ('eager', 'channels_last', 'compile', 'max_autotune')
+
+
 class TorchTrain:
-  def __init__(self, name: str, batch_size: int):
+  """An Adam step of the PyTorch twin in one of `TORCH_FORMS`.
+
+  Attributes:
+    compile_seconds: the first two steps' time (compilation, autotuning);
+      reported apart, never counted in the throughput.
+  """
+
+  def __init__(self, name: str, batch_size: int, form: str = 'eager'):
     import torch  # pylint: disable=g-import-not-at-top
     from benchmarks import torch_models  # pylint: disable=g-import-not-at-top
     self.torch = torch
@@ -167,11 +191,24 @@ class TorchTrain:
     nchw = lambda a: torch.from_numpy(np.array(a)).permute(0, 3, 1, 2).contiguous().to(self.device)
     self.x, self.digit, self.image = nchw(b.mixture), nchw(b.digit), nchw(b.cifar)
     self.params = sum(p.numel() for p in self.model.parameters())
-    self()
+    if form != 'eager':
+      memory = torch.channels_last
+      self.model.to(memory_format=memory)
+      self.x = self.x.contiguous(memory_format=memory)
+      self.digit = self.digit.contiguous(memory_format=memory)
+      self.image = self.image.contiguous(memory_format=memory)
+    self.forward = self.model
+    if form in ('compile', 'max_autotune'):
+      self.forward = torch.compile(
+          self.model, mode='max-autotune' if form == 'max_autotune' else None)
+    start = time.perf_counter()
+    self(sync=True)
+    self(sync=True)
+    self.compile_seconds = time.perf_counter() - start
 
   def __call__(self, sync: bool = False):
     self.opt.zero_grad(set_to_none=True)
-    d, i = self.model(self.x)
+    d, i = self.forward(self.x)
     loss = ((d - self.digit) ** 2).mean() + ((i - self.image) ** 2).mean()
     loss.backward()
     self.opt.step()
@@ -191,7 +228,7 @@ class TorchInfer(TorchTrain):
 
   def __call__(self, sync: bool = False):
     with self.torch.no_grad():
-      self.model(self.x)
+      self.forward(self.x)
     if sync:
       self.sync()
 
@@ -214,6 +251,21 @@ def torch_device(torch):
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
   return torch.device(name)
+
+
+def torch_forms(device) -> list[str]:
+  """The PyTorch forms ``--torch_forms`` asks for on `device`."""
+  forms = list(FLAGS.torch_forms)
+  if forms == ['auto']:
+    forms = [f for f in TORCH_FORMS
+             if f != 'max_autotune' or device.type == 'cuda']
+  unknown = set(forms) - set(TORCH_FORMS)
+  if unknown:
+    raise SystemExit(f'--torch_forms: unknown {sorted(unknown)}; use some of '
+                     f'{TORCH_FORMS}')
+  if 'eager' not in forms:
+    forms.insert(0, 'eager')  # The parameter check and the eager ratio need it.
+  return forms
 
 
 def device_name(device) -> str:
@@ -242,6 +294,10 @@ def main(argv):
                'jax_infer': JaxInfer(name, FLAGS.eval_batch_size,
                                      'cpu' if FLAGS.layer_forms == 'both'
                                      else FLAGS.layer_forms)}
+    if FLAGS.bf16 and name == 'unet':  # The reference designs are float32.
+      runners['jax_bf16'] = JaxTrain(name, FLAGS.batch_size, FLAGS.layer_forms
+                                     if FLAGS.layer_forms != 'both' else 'cpu',
+                                     dtype='bfloat16')
     if FLAGS.layer_forms == 'both':  # 'jax' holds the CPU forms then.
       runners['jax_flax'] = JaxTrain(name, FLAGS.batch_size, 'flax')
       runners['jax_flax_infer'] = JaxInfer(name, FLAGS.eval_batch_size, 'flax')
@@ -251,12 +307,14 @@ def main(argv):
       print(f'torch {torch.__version__} on {device.type}'
             + (f' ({torch.cuda.get_device_name()})' if device.type == 'cuda'
                else f', {torch.get_num_threads()} threads'))
-      runners['torch'] = TorchTrain(name, FLAGS.batch_size)
+      for form in torch_forms(device):
+        runners[f'torch_{form}'] = TorchTrain(name, FLAGS.batch_size, form)
       runners['torch_infer'] = TorchInfer(name, FLAGS.eval_batch_size)
-      if runners['torch'].params != runners['jax'].params:
-        raise SystemExit(f'{name}: the PyTorch twin has {runners["torch"].params}'
-                         f' parameters, JAX {runners["jax"].params}; they must '
-                         'be the same network')
+      if runners['torch_eager'].params != runners['jax'].params:
+        raise SystemExit(f'{name}: the PyTorch twin has '
+                         f'{runners["torch_eager"].params} parameters, JAX '
+                         f'{runners["jax"].params}; they must be the same '
+                         'network')
     rates = {k: [] for k in runners}
     for _ in range(FLAGS.repeats):  # Interleaved: jax, torch, jax, torch, ...
       for key, runner in runners.items():
@@ -269,6 +327,16 @@ def main(argv):
            'jax_img_s_range': summary(rates['jax']),
            'jax_gflop_s': jax_train.flops_per_image * summary(rates['jax'])['median'] / 1e9,
            'jax_infer_img_s': summary(rates['jax_infer'])['median']}
+    if 'jax_bf16' in rates:
+      row.update(jax_bf16_img_s=summary(rates['jax_bf16'])['median'],
+                 bf16_gain=summary(rates['jax_bf16'])['median'] / row['jax_img_s'])
+    if FLAGS.peak_tflops > 0:
+      for key in ('jax', 'jax_bf16'):
+        if key in rates:
+          tflops = (jax_train.flops_per_image
+                    * summary(rates[key])['median'] / 1e12)
+          row[f'{key}_tflop_s'] = tflops
+          row[f'{key}_peak_fraction'] = tflops / FLAGS.peak_tflops
     if FLAGS.layer_forms == 'both':
       row.update(
           flax_img_s=summary(rates['jax_flax'])['median'],
@@ -277,25 +345,44 @@ def main(argv):
           cpu_forms_infer_gain=row['jax_infer_img_s']
           / summary(rates['jax_flax_infer'])['median'])
     if FLAGS.torch:
-      row.update(torch_img_s=summary(rates['torch'])['median'],
-                 torch_img_s_range=summary(rates['torch']),
+      forms = {k[len('torch_'):]: summary(rates[k])['median'] for k in rates
+               if k.startswith('torch_') and k != 'torch_infer'}
+      best = max(forms, key=forms.get)
+      row.update(torch_img_s=forms,
+                 torch_compile_seconds={
+                     k[len('torch_'):]: r.compile_seconds
+                     for k, r in runners.items()
+                     if k.startswith('torch_') and k != 'torch_infer'},
+                 torch_best_form=best,
                  torch_infer_img_s=summary(rates['torch_infer'])['median'],
-                 ratio=row['jax_img_s'] / summary(rates['torch'])['median'],
+                 ratio=row['jax_img_s'] / forms[best],
+                 ratio_eager=row['jax_img_s'] / forms['eager'],
                  infer_ratio=row['jax_infer_img_s'] / summary(rates['torch_infer'])['median'])
     results[name] = row
     print(f'\n{name}: {row["params"] / 1e6:.2f} M params, '
           f'{row["flops_per_image"] / 1e9:.3f} GFLOP per image per train step (XLA)')
     for key in rates:
       s = summary(rates[key])
-      print(f'  {key:12s} img/s  min {s["min"]:8.1f}  median {s["median"]:8.1f}  '
+      print(f'  {key:20s} img/s  min {s["min"]:8.1f}  median {s["median"]:8.1f}  '
             f'max {s["max"]:8.1f}')
     print(f'  JAX train: {row["jax_gflop_s"]:.1f} GFLOP/s achieved')
+    if 'bf16_gain' in row:
+      print(f'  JAX bfloat16 / float32: train {row["bf16_gain"]:.2f}')
+    for key in ('jax', 'jax_bf16'):
+      if f'{key}_peak_fraction' in row:
+        print(f'  {key}: {row[f"{key}_tflop_s"]:.1f} TFLOP/s, '
+              f'{100 * row[f"{key}_peak_fraction"]:.1f}% of the '
+              f'{FLAGS.peak_tflops:g} TFLOP/s peak')
     if FLAGS.layer_forms == 'both':
       print(f'  CPU layer forms / flax layers: train {row["cpu_forms_gain"]:.3f}, '
             f'inference {row["cpu_forms_infer_gain"]:.3f}')
     if FLAGS.torch:
-      print(f'  ratio JAX / PyTorch: train {row["ratio"]:.2f}, inference '
-            f'{row["infer_ratio"]:.2f}')
+      print('  PyTorch compile time (first two steps, not in the rates): '
+            + ', '.join(f'{k} {v:.1f} s'
+                        for k, v in row['torch_compile_seconds'].items()))
+      print(f'  ratio JAX / best PyTorch form ({row["torch_best_form"]}): '
+            f'train {row["ratio"]:.2f} (against eager {row["ratio_eager"]:.2f}),'
+            f' inference (eager) {row["infer_ratio"]:.2f}')
   print(json.dumps(results))
 
 
