@@ -27,7 +27,7 @@
 #   3. benchmarks/throughput.py at batch 128, one call per network (JAX
 #      float32 and bfloat16 against PyTorch eager, channels_last,
 #      torch.compile and max-autotune, with the fraction of the H200's 989
-#      TFLOP/s dense bf16 peak), logs to $OUT/throughput_<net>.txt and all
+#      TFLOP/s dense bf16 peak), logs to $OUT/throughput_*.txt and all
 #      rows to $OUT/gpu_throughput.json (docs/results/ keeps it);
 #   4. configs/dual.py, unchanged but for its length where its steps do not
 #      fit: num_train_steps is the most whole thousands that fit the time
@@ -154,17 +154,26 @@ fi
 echo "[$(($(date +%s) - start))s] smoke run passed"
 
 if (( bench )); then
-# One network per call, the U-Net first (its rate sizes the training): a
-# network whose PyTorch compiles overrun their share loses only its own row.
-for net in unet seed004; do
-  bench_s=$(( $(left) - 330 ))
-  [[ $net == unet ]] && bench_s=$(( bench_s / 2 ))
-  (( bench_s < 120 )) || bench_s=120
-  if (( bench_s < 20 )); then echo "no time left for $net's throughput"; continue; fi
-  timeout "$bench_s" "$PY" -m benchmarks.throughput --networks=$net \
-    --batch_size=128 --seconds=1.5 --repeats=3 --bf16 --peak_tflops=989 \
+# First the U-Net in JAX (float32, bfloat16) against PyTorch eager: quick,
+# and its rate sizes the training. Then each network against every PyTorch
+# form, one call each, so that compiles which overrun their share lose only
+# that row.
+bench() {  # seconds file throughput-flags...
+  local cap=$1 file=$2; shift 2
+  if (( cap < 20 )); then echo "no time left for $file"; return; fi
+  timeout "$cap" "$PY" -m benchmarks.throughput --batch_size=128 \
+    --seconds=1.5 --repeats=3 --bf16 --peak_tflops=989 "$@" \
     "${bench_args[@]}" 2>&1 | grep -v -e '^W[0-9]' -e '^I[0-9]' \
-    | tee "$out/throughput_$net.txt"
+    | tee "$out/$file"
+}
+# TRAIN_RESERVE_S (default 330) is what the training step keeps for itself;
+# the full-form tables get what is left above it.
+bench 90 throughput_unet_eager.txt --networks=unet --torch_forms=eager
+for net in unet seed004; do
+  cap=$(( $(left) - ${TRAIN_RESERVE_S:-330} ))
+  [[ $net == unet ]] && cap=$(( cap / 2 ))
+  (( cap < 120 )) || cap=120
+  bench "$cap" "throughput_$net.txt" --networks=$net
 done
 # docs/results/gpu_throughput.json's content: device, versions, date and
 # every row (JAX float32 and bfloat16, each PyTorch form, the ratios).
@@ -172,7 +181,9 @@ done
 import datetime, json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 rows = {}
-for f in sorted(out.glob('throughput_*.txt')):
+# The U-Net's eager-only table first: its full table, if any, replaces it.
+for f in sorted(out.glob('throughput_*.txt'),
+                key=lambda f: ('_eager' not in f.name, f.name)):
   lines = f.read_text().strip().splitlines()
   if lines and lines[-1].startswith('{'):
     rows.update(json.loads(lines[-1]))
@@ -198,7 +209,7 @@ fi
 # The precision: bfloat16 where it trains more than 10% faster than float32
 # (its quality cost at the quick budget: docs/levers.md), else float32.
 steps=${STEPS:-}  # STEPS=N fixes the length instead.
-read -r steps dtype < <("$PY" - "$out/throughput_unet.txt" "$(left)" "$steps" \
+read -r steps dtype < <("$PY" - "$out/throughput_unet_eager.txt" "$(left)" "$steps" \
     "${TRAIN_CONFIG:-configs/dual.py}" <<'EOF'
 import importlib, json, pathlib, sys
 try:  # The config's own length is the most a run needs.
