@@ -1,6 +1,7 @@
 # Set-up and the everyday jobs, on a fresh machine with Python 3.10+:
 #   make quick   install, fetch data, run the short CPU training (configs/quick.py)
-#   make test    install, fetch data, run the test suite
+#   make test    install (with the demo extra), fetch data, run the test suite
+#   make demo    install the demo extra, serve the demo page of pretrained/dual
 # Data: MIXAE_DATA_DIR if set, else .cache/data, written from ../shared/data
 # when that folder exists (otherwise tensorflow-datasets is used).
 
@@ -11,14 +12,23 @@ SHARED_DATA := ../shared/data
 DATA_DIR ?= $(or $(MIXAE_DATA_DIR),$(CURDIR)/.cache/data)
 export MIXAE_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install data quick test clean
+PORT ?= 8080
+
+.PHONY: install install-demo data quick test demo clean
 
 install: $(VENV)/.installed
+
+# The demo page's extra (Gradio); the tests need it for the browser test.
+install-demo: $(VENV)/.installed-demo
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+$(VENV)/.installed-demo: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,demo]"
 	touch $@
 
 data: install
@@ -31,8 +41,11 @@ data: install
 quick: data
 	$(PY) launch.py --config=configs/quick.py --workdir=runs/quick
 
-test: data
+test: data install-demo
 	$(PY) -m pytest -q
+
+demo: data install-demo
+	$(PY) launch.py --mode=serve --workdir=pretrained/dual --port=$(PORT)
 
 clean:
 	rm -rf $(VENV) .cache runs

@@ -8,6 +8,7 @@
       --input=a.png,b.png --output_dir=out                            # separate
   python launch.py --mode=separate --workdir=pretrained/dual \
       --digit=d.png --image=c.png --output_dir=out                    # mix, separate
+  python launch.py --mode=serve --workdir=pretrained/dual --port=8080 # demo page
 
 A mistake of the user's (bad data, config, checkpoint or input) ends with one
 line, ``error: ...``, and exit status 2; ``--verbose`` shows the traceback.
@@ -34,7 +35,7 @@ from mixae_jax import interrupts
 from mixae_jax import platform
 from mixae_jax.errors import ConfigError, MixaeError
 
-MODES = ('train', 'eval', 'separate', 'export')
+MODES = ('train', 'eval', 'separate', 'export', 'serve')
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('mode', 'train', MODES,
@@ -42,7 +43,10 @@ flags.DEFINE_enum('mode', 'train', MODES,
                   'eval: evaluate the latest checkpoint in --workdir; '
                   'separate: separate image files with the model in --workdir; '
                   'export: copy the model of --workdir (no optimizer state) '
-                  'into a release folder, --output_dir.')
+                  'into a release folder, --output_dir; '
+                  'serve: a local web page to separate digits and images '
+                  'with the model in --workdir (needs the demo extra: '
+                  'pip install -e ".[demo]").')
 flags.DEFINE_string('workdir', None,
                     'Run folder: checkpoints, metrics.jsonl, TensorBoard '
                     'events, eval/ outputs (or a released model such as '
@@ -64,6 +68,12 @@ flags.DEFINE_string('output_dir', None,
 flags.DEFINE_bool('resize', False,
                   '--mode=separate: resize inputs of another size (bilinear) '
                   'instead of refusing them.')
+flags.DEFINE_string('host', '127.0.0.1',
+                    '--mode=serve: the address to serve on (127.0.0.1: this '
+                    'machine only; 0.0.0.0: every network interface).')
+flags.DEFINE_integer('port', None,
+                     '--mode=serve: the port (default: a free one, printed).',
+                     lower_bound=1, upper_bound=65535)
 flags.DEFINE_bool('verbose', False,
                   'Show full tracebacks and library logs.')
 config_flags.DEFINE_config_file(
@@ -94,7 +104,7 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     config: a ConfigDict; with mode 'eval' it defaults to the run's saved one.
     **separate_args: for mode 'separate', `separate_files.separate_files`'s
       arguments (output_dir, inputs, digit, image, resize); for 'eval' and
-      'export', output_dir only.
+      'export', output_dir only; for 'serve', host and port.
 
   Returns:
     The evaluation record (train, eval), the files written (separate) or
@@ -108,6 +118,15 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     for path in written:
       print(path)
     return written
+  if mode == 'serve':
+    try:
+      from mixae_jax import demo  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      if (e.name or '').split('.')[0] != 'gradio':
+        raise
+      raise ConfigError('--mode=serve needs Gradio, an optional extra: pip '
+                        'install -e ".[demo]" (or `make demo`)') from None
+    return demo.serve(workdir, **separate_args)
   if mode == 'train':
     if config is None:
       raise ConfigError('--mode=train needs --config, e.g. '
@@ -166,6 +185,8 @@ def main(argv: list[str]) -> None:
       separate_args = dict(output_dir=FLAGS.output_dir or 'separated',
                            inputs=list(FLAGS.input) + extra, digit=FLAGS.digit,
                            image=FLAGS.image, resize=FLAGS.resize)
+    if FLAGS.mode == 'serve':
+      separate_args = dict(host=FLAGS.host, port=FLAGS.port)
     if FLAGS.mode == 'train':  # The trainer handles the signals itself.
       run(FLAGS.mode, FLAGS.workdir, FLAGS.config, **separate_args)
     else:
@@ -220,7 +241,7 @@ def _find_config(argv: list[str]) -> list[str]:
 def _show_flags_in_help() -> None:
   """Makes ``--help`` list this module's flags (absl shows the main module's)."""
   for name in ('mode', 'workdir', 'config', 'input', 'digit', 'image',
-               'output_dir', 'resize', 'verbose'):
+               'output_dir', 'resize', 'host', 'port', 'verbose'):
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 

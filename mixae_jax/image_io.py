@@ -44,7 +44,6 @@ def read_image(path: str | pathlib.Path, kind: str,
       size without `resize`.
   """
   path = pathlib.Path(path)
-  sizes, grey = KINDS[kind]
   expected = f'expected {_A[kind]} image file, e.g. a PNG'
   if path.is_dir():
     raise InputError(f'{path} is a folder, not an image file ({expected})')
@@ -61,22 +60,42 @@ def read_image(path: str | pathlib.Path, kind: str,
   except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
     raise InputError(f'{path} is not an image file Pillow can read ({e}); '
                      f'expected a PNG or JPEG of {_A[kind]}') from None
-  img = _to_rgb_or_grey(img, path, kind, grey)
+  return image_to_array(img, str(path), kind, resize)
+
+
+def image_to_array(img: Image.Image, name: str, kind: str,
+                   resize: bool = False,
+                   resize_hint: str = 'or pass --resize') -> np.ndarray:
+  """`read_image` for an image already opened (an upload, say).
+
+  Args:
+    img: the image.
+    name: how messages name it (a path, or e.g. 'the uploaded mixture').
+    kind: 'mixture', 'image' or 'digit', as for `read_image`.
+    resize: resize an image of another size instead of refusing it.
+    resize_hint: how the user asks for resizing, for the message.
+
+  Raises:
+    InputError: wrong channel count, or wrong size without `resize`.
+  """
+  sizes, grey = KINDS[kind]
+  img = _to_rgb_or_grey(img, name, kind, grey)
   want = (sizes[0], sizes[0])
   if img.size[0] not in sizes or img.size[0] != img.size[1]:
     if not resize:
       shapes = ' or '.join(f'{s}x{s}' for s in sizes)
+      file_name = pathlib.Path(name).name
       raise InputError(
-          f'{path} is {img.size[0]}x{img.size[1]}; {_A[kind]} must be {shapes}: '
-          f'resize it first (e.g. `convert {path.name} -resize {want[0]}x'
-          f'{want[1]}! out.png`) or pass --resize')
-    logging.warning('Resizing %s from %dx%d to %dx%d (--resize).', path,
+          f'{name} is {img.size[0]}x{img.size[1]}; {_A[kind]} must be {shapes}: '
+          f'resize it first (e.g. `convert {file_name} -resize {want[0]}x'
+          f'{want[1]}! out.png`) {resize_hint}')
+    logging.warning('Resizing %s from %dx%d to %dx%d.', name,
                     img.size[0], img.size[1], *want)
     img = img.resize(want, Image.BILINEAR)
   return np.asarray(img, np.uint8)
 
 
-def _to_rgb_or_grey(img: Image.Image, path: pathlib.Path, kind: str,
+def _to_rgb_or_grey(img: Image.Image, path: str, kind: str,
                     grey: bool) -> Image.Image:
   """Normalises the colour mode, refusing channel counts that don't fit."""
   mode = img.mode
