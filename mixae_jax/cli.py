@@ -74,6 +74,23 @@ flags.DEFINE_string('host', '127.0.0.1',
 flags.DEFINE_integer('port', None,
                      '--mode=serve: the port (default: a free one, printed).',
                      lower_bound=1, upper_bound=65535)
+flags.DEFINE_string('coordinator_address', None,
+                    'Several processes (one per host): host:port of process '
+                    '0, which listens there; with --num_processes and '
+                    '--process_id. See the README, "Many hosts".')
+flags.DEFINE_integer('num_processes', None,
+                     'Several processes: how many take part.', lower_bound=1)
+flags.DEFINE_integer('process_id', None,
+                     'Several processes: this one\'s number, 0 to '
+                     '--num_processes - 1. Process 0 writes the files.',
+                     lower_bound=0)
+flags.DEFINE_bool('distributed', False,
+                  'Several processes, found from the cluster\'s environment '
+                  '(TPU pod slice, SLURM, Open MPI) instead of the three '
+                  'flags above.')
+flags.DEFINE_integer('coordinator_timeout', 120,
+                     'Several processes: seconds to wait for process 0 before '
+                     'giving up.', lower_bound=1)
 flags.DEFINE_bool('verbose', False,
                   'Show full tracebacks and library logs.')
 config_flags.DEFINE_config_file(
@@ -148,6 +165,18 @@ def run(mode: str, workdir: str, config=None, **separate_args):
                                       separate_args.get('output_dir'))
 
 
+def _join_processes() -> None:
+  """Joins the other processes when the flags ask for several."""
+  by_flags = (FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  if not FLAGS.distributed and all(f is None for f in by_flags):
+    return
+  if FLAGS.mode not in ('train', 'eval'):
+    raise ConfigError(f'--mode={FLAGS.mode} runs in one process; only '
+                      '--mode=train and --mode=eval run on several')
+  from mixae_jax import distributed  # pylint: disable=g-import-not-at-top
+  distributed.initialize(*by_flags, timeout_s=FLAGS.coordinator_timeout)
+
+
 def _is_closed_loop_noise(exc: BaseException | None) -> bool:
   """Whether `exc` is orbax's closed event loop answering a failed read."""
   return isinstance(exc, RuntimeError) and 'Event loop is closed' in str(exc)
@@ -180,6 +209,7 @@ def main(argv: list[str]) -> None:
     logging.get_absl_handler().addFilter(_QuietLibraries())
     _drop_closed_loop_noise()
   try:
+    _join_processes()
     separate_args = {'output_dir': FLAGS.output_dir}
     if FLAGS.mode == 'separate':
       separate_args = dict(output_dir=FLAGS.output_dir or 'separated',
@@ -241,7 +271,9 @@ def _find_config(argv: list[str]) -> list[str]:
 def _show_flags_in_help() -> None:
   """Makes ``--help`` list this module's flags (absl shows the main module's)."""
   for name in ('mode', 'workdir', 'config', 'input', 'digit', 'image',
-               'output_dir', 'resize', 'host', 'port', 'verbose'):
+               'output_dir', 'resize', 'host', 'port', 'coordinator_address',
+               'num_processes', 'process_id', 'distributed',
+               'coordinator_timeout', 'verbose'):
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 

@@ -47,9 +47,13 @@ def validate(config: ml_collections.ConfigDict,
   for key in ('batch_size', 'eval.batch_size'):
     value = config.batch_size if key == 'batch_size' else config.eval.batch_size
     if value % num_devices:
+      processes = (f' ({jax.process_count()} processes of '
+                   f'{jax.local_device_count()})' if jax.process_count() > 1
+                   else '')
       raise ConfigError(
-          f'{key}={value} does not divide over the {num_devices} devices; use '
-          f'a multiple of {num_devices}, e.g. {num_devices * max(1, value // num_devices)}')
+          f'{key}={value} does not divide over the {num_devices} devices'
+          f'{processes}; use a multiple of {num_devices}, e.g. '
+          f'{num_devices * max(1, value // num_devices)}')
   if not config.optimizer.learning_rate > 0:
     raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate}'
                       ' must be > 0')

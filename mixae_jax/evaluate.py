@@ -14,6 +14,7 @@ import numpy as np
 
 from mixae_jax import breakdown
 from mixae_jax import config_io
+from mixae_jax import distributed
 from mixae_jax import inference
 from mixae_jax import metrics
 from mixae_jax import models
@@ -71,7 +72,8 @@ def per_image_metrics(state: Any, eval_set: pipeline.EvalSet,
     result = eval_step(state, digits, images)
     chunks.append((result, stop - start))
   # One transfer at the end: the steps above ran without waiting on the host.
-  chunks = jax.device_get(chunks)
+  # With several processes, each holds its devices' shards: gather them all.
+  chunks = distributed.to_host(chunks)
   return jax.tree.map(lambda *xs: np.concatenate(xs),
                       *[jax.tree.map(lambda x, k=k: x[:k], r) for r, k in chunks])
 
@@ -104,9 +106,9 @@ def predict_samples(state: Any, eval_set: pipeline.EvalSet,
   mix = preprocessing.make_mixtures(eval_set.digits[indices],
                                     eval_set.images[indices])
   digit, image = separate_jitted(state, mix.mixture)
-  return jax.device_get({'mixture': mix.mixture, 'digit': mix.digit,
-                         'digit_pred': digit, 'image': mix.cifar,
-                         'image_pred': image})
+  return distributed.to_host({'mixture': mix.mixture, 'digit': mix.digit,
+                              'digit_pred': digit, 'image': mix.cifar,
+                              'image_pred': image})
 
 
 def write_eval_outputs(workdir: str | pathlib.Path, state: Any,
@@ -121,26 +123,32 @@ def write_eval_outputs(workdir: str | pathlib.Path, state: Any,
   ``per_class.json`` and ``per_class.png`` (scores per CIFAR class and per
   digit) and ``worst.png`` (the pairs with the lowest mean PSNR).
 
+  Every process computes them (the predictions are collectives); process 0
+  alone writes.
+
   Returns:
     The eval folder and the sample grid (for TensorBoard).
   """
   from mixae_jax import plots  # pylint: disable=g-import-not-at-top
 
   out = pathlib.Path(workdir) / 'eval'
+  grid = plots.sample_grid(predict_samples(state, eval_set, np.arange(num_samples)))
+  worst = breakdown.worst_pairs(per_image, num_worst)
+  worst_samples = predict_samples(state, eval_set, worst)
+  if not distributed.is_primary():
+    return out, grid
   out.mkdir(parents=True, exist_ok=True)
   writers.write_json(out / 'metrics.json', record)
-  grid = plots.sample_grid(predict_samples(state, eval_set, np.arange(num_samples)))
   plots.save_png(out / 'samples.png', grid)
   per_class = breakdown.per_class(per_image, eval_set)
   writers.write_json(out / 'per_class.json', per_class)
   plots.per_class_chart(per_class, out / 'per_class.png')
-  worst = breakdown.worst_pairs(per_image, num_worst)
   titles = [f'pair {i}: digit {per_image["mnist"]["psnr"][i]:.1f} dB '
             f'(SSIM {per_image["mnist"]["ssim"][i]:.2f}), image '
             f'{per_image["cifar10"]["psnr"][i]:.1f} dB '
             f'(SSIM {per_image["cifar10"]["ssim"][i]:.2f})' for i in worst]
   plots.save_png(out / 'worst.png', plots.sample_grid(
-      predict_samples(state, eval_set, worst), row_titles=titles))
+      worst_samples, row_titles=titles))
   return out, grid
 
 
@@ -173,8 +181,9 @@ def run_eval(state: Any, step: int, eval_set: pipeline.EvalSet,
                                  record, NUM_SAMPLE_ROWS)
   writer.write_scalars(step, record, kind='eval')
   writer.write_image(step, 'eval/samples', grid)
+  where = out if distributed.is_primary() else f'{out} by process 0'
   logging.info('Final eval at step %d on %d pairs (written to %s):\n%s', step,
-               record['num_pairs'], out, format_summary(record))
+               record['num_pairs'], where, format_summary(record))
   return record
 
 
@@ -209,6 +218,6 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   eval_set = pipeline.make_eval_set(datasets, config.eval.num_pairs,
                                     config.eval.pairing_seed)
   state = jax.device_put(state, sharding.replicated(mesh))
-  with writers.MetricWriter(output_dir) as writer:
+  with writers.open_writer(output_dir) as writer:
     return run_eval(state, step, eval_set, config, output_dir, writer,
                     sharding.data_sharding(mesh))

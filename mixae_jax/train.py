@@ -14,6 +14,7 @@ dropout masks the uninterrupted run would have drawn.
 import functools
 import json
 import pathlib
+import signal
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -31,6 +32,7 @@ import tqdm
 
 from mixae_jax import checkpoints
 from mixae_jax import config_io
+from mixae_jax import distributed
 from mixae_jax import evaluate
 from mixae_jax import inference
 from mixae_jax import interrupts
@@ -454,6 +456,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   config_io.validate(config)
   workdir = pathlib.Path(workdir)
+  # With several processes: one run, so one folder and one config for all.
+  distributed.check_same(str(workdir.resolve()), '--workdir')
+  distributed.check_same(config.to_json(sort_keys=True), 'config')
   writers.check_writable(workdir)
   with interrupts.StopSignals('start-up, before any training step') as stop:
     return _train_and_evaluate(config, workdir, callbacks, stop)
@@ -472,7 +477,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
   datasets = pipeline.load_datasets(config.data)
   eval_set = pipeline.make_eval_set(datasets, config.eval.num_pairs,
                                           config.eval.pairing_seed)
-  state = create_train_state(config)
+  # Placed on the mesh first, so that a restore reads into the mesh's
+  # layout: with several processes, no array then moves between hosts.
+  state = jax.device_put(create_train_state(config), replicated)
   manager = checkpoints.create_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep)
   if manager.latest_step() is not None:
@@ -485,15 +492,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
   # config.json describes the latest checkpoint: a fresh run writes it now; a
   # resumed run with a changed config writes it with its first checkpoint, so
   # a run that fails before saving leaves the old one in place.
-  config_pending = True
-  if not (workdir / config_io.CONFIG_FILE).exists():
+  config_pending = distributed.is_primary()  # Process 0 writes the files.
+  if config_pending and not (workdir / config_io.CONFIG_FILE).exists():
     config_io.save(config, workdir)
     config_pending = False
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info('Model %s: %.2f M parameters; %d device(s).', config.model.name,
                num_params / 1e6, mesh.size)
 
-  state = jax.device_put(state, replicated)
   pool = pipeline.make_train_pool(
       datasets, replicated, num_pairs=config.data.get('train_pairs', 0),
       pairing_seed=config.seed)
@@ -507,10 +513,12 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
   step = int(state.step)
   # Losses of the steps since the last log that an interrupted run left.
   history = _load_pending_metrics(workdir, step)
-  writer = writers.MetricWriter(workdir)
+  writer = writers.open_writer(workdir)
   # A live bar on a terminal only; metrics.jsonl gets the numbers either way.
   progress = tqdm.tqdm(total=config.num_train_steps, initial=step, unit='step',
-                       disable=not sys.stderr.isatty(), dynamic_ncols=True)
+                       disable=not (sys.stderr.isatty()
+                                    and distributed.is_primary()),
+                       dynamic_ncols=True)
 
   def save(step: int) -> None:
     nonlocal config_pending
@@ -546,7 +554,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
           writer.write_scalars(step, scalars, kind='train')
           _report(progress, step, config.num_train_steps, scalars)
           history = []
-          (workdir / PENDING_METRICS_FILE).unlink(missing_ok=True)
+          if distributed.is_primary():
+            (workdir / PENDING_METRICS_FILE).unlink(missing_ok=True)
           interval_start, interval_steps = time.perf_counter(), 0
         saved = step % config.checkpoint.every_steps == 0 or is_last
         if saved:
@@ -558,14 +567,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
           _periodic_eval(inference_state(state), int(state.step), eval_fn,
                          eval_set, config, writer)
           interval_start, interval_steps = time.perf_counter(), 0
-        if stop.requested:
+        if _stop_now(stop, step, config):
           if not saved:
             save(step)
           history = jax.device_get(history)
-          _save_pending_metrics(workdir, step, history)
+          if distributed.is_primary():
+            _save_pending_metrics(workdir, step, history)
           raise interrupts.Interrupted(
-              stop.signum, f'interrupted at step {step}: saved a checkpoint; '
-              'run the same command to resume')
+              stop.signum or signal.SIGTERM, f'interrupted at step {step}: '
+              'saved a checkpoint; run the same command to resume')
     progress.close()
     checkpoints.wait(manager)
     try:
@@ -585,9 +595,24 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
     except Exception:  # pylint: disable=broad-except
       pass  # Already reported by checkpoints.save/wait, or by the error above.
     manager.close()
-  plots.loss_curves(writers.read_jsonl(workdir / 'metrics.jsonl'),
-                    workdir / 'loss.png')
+  if distributed.is_primary():
+    plots.loss_curves(writers.read_jsonl(workdir / 'metrics.jsonl'),
+                      workdir / 'loss.png')
   return record
+
+
+def _stop_now(stop: interrupts.StopSignals, step: int,
+              config: ml_collections.ConfigDict) -> bool:
+  """Whether the loop stops after `step` on a signal.
+
+  One process stops at the first step after its signal. Several agree
+  first (a collective, so they ask at the same steps: each log step), and
+  stop together even if only one of them got the signal.
+  """
+  if distributed.process_count() == 1:
+    return stop.requested
+  return (step % config.log_every_steps == 0
+          and distributed.any_process(stop.requested))
 
 
 def _report(progress: tqdm.tqdm, step: int, total: int,

@@ -20,6 +20,7 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from mixae_jax import atomic_files
+from mixae_jax import distributed
 from mixae_jax.errors import CheckpointError
 
 
@@ -133,6 +134,34 @@ class MetricWriter:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+class NullWriter:
+  """A `MetricWriter` that writes nothing: for processes other than 0."""
+
+  def write_scalars(self, step: int, scalars: Mapping[str, Any],
+                    kind: str = 'train') -> None:
+    del step, scalars, kind
+
+  def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
+    del step, tag, image
+
+  def flush(self) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+  def __enter__(self) -> 'NullWriter':
+    return self
+
+  def __exit__(self, *exc) -> None:
+    pass
+
+
+def open_writer(workdir: str | pathlib.Path) -> MetricWriter | NullWriter:
+  """The run's metric writer: process 0's; the other processes write nothing."""
+  return MetricWriter(workdir) if distributed.is_primary() else NullWriter()
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = ''):

@@ -16,7 +16,7 @@ from mixae_jax.data import local_files
 from mixae_jax.data import preprocessing
 from mixae_jax.demo_model import (BY_CLASS, BY_INDEX, DRAW, RANDOM, UPLOAD,
                                   DemoModel)
-from mixae_jax.errors import InputError
+from mixae_jax.errors import ConfigError, InputError
 from mixae_jax.inference import Separator
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -165,20 +165,18 @@ def test_serve_without_gradio_says_how_to_install_it(trained_run):
 
 @pytest.mark.skipif(demo_page.missing() is not None,
                     reason=f'needs the demo extra: {demo_page.missing()}')
-def test_a_port_in_use_gets_one_line(trained_run):
-  _, workdir, _ = trained_run
+def test_a_port_in_use_is_refused_with_a_message():
+  from mixae_jax import demo  # pylint: disable=g-import-not-at-top
   with socket.socket() as taken:
     taken.bind(('127.0.0.1', 0))
     taken.listen()
     port = taken.getsockname()[1]
-    result = subprocess.run(
-        [sys.executable, 'launch.py', '--mode=serve', f'--workdir={workdir}',
-         f'--port={port}'], cwd=REPO, capture_output=True, text=True,
-        timeout=120)
-  assert result.returncode == 2
-  assert result.stderr.strip().splitlines() == [
-      f'error: cannot serve on port {port} on 127.0.0.1 (Address already in '
-      'use); choose another --port (or leave it out for a free one) or --host']
+    with pytest.raises(ConfigError, match=(
+        f'^cannot serve on port {port} on 127.0.0.1 \\(Address already in '
+        r'use\); choose another --port \(or leave it out for a free one\) '
+        'or --host$')):
+      demo.check_port('127.0.0.1', port)
+  assert demo.check_port('127.0.0.1', None) > 0  # A free one.
 
 
 @pytest.mark.skipif(demo_page.missing() is not None,
