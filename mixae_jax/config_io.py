@@ -13,6 +13,7 @@ from mixae_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = 'config.json'
 SCHEDULES = ('constant', 'cosine')
+OPTIMIZERS = ('adam', 'muon')
 # What a network can be trained to do; see train.task_io.
 TASKS = ('separate', 'reconstruct_mixture', 'reconstruct_digit')
 PIXEL_LOSSES = ('mse', 'psnr')
@@ -57,6 +58,10 @@ def validate(config: ml_collections.ConfigDict,
   if not config.optimizer.learning_rate > 0:
     raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate}'
                       ' must be > 0')
+  name = config.optimizer.get('name', 'adam')
+  if name not in OPTIMIZERS:
+    raise ConfigError(f'optimizer.name={name!r} is unknown; use one of '
+                      f'{OPTIMIZERS}')
   if config.optimizer.schedule not in SCHEDULES:
     raise ConfigError(f'optimizer.schedule={config.optimizer.schedule!r} is '
                       f'unknown; use one of {SCHEDULES}')

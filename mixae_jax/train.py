@@ -83,7 +83,12 @@ def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam (AdamW when weight_decay > 0), optionally with gradient clipping.
+  """Adam (AdamW when weight_decay > 0) or Muon, optionally with clipping.
+
+  ``optimizer.name='muon'`` steps each convolution kernel with Muon (its
+  momentum orthogonalised by Newton-Schulz iterations, the kernel read as a
+  [kh * kw * in, out] matrix) and everything else with Adam
+  (`_muon_kernels`); both follow the one learning-rate schedule.
 
   Equal settings give the same optimizer object: the train state holds it as
   static data, so runs of equal settings share one compiled train step.
@@ -91,28 +96,49 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   opt = config.optimizer
   return _optimizer(config.num_train_steps, opt.learning_rate, opt.schedule,
                     opt.warmup_steps, opt.final_lr_fraction, opt.weight_decay,
-                    opt.grad_clip_norm)
+                    opt.grad_clip_norm, opt.get('name', 'adam'))
 
 
 @functools.lru_cache(maxsize=64)
 def _optimizer(num_train_steps: int, learning_rate: float, schedule: str,
                warmup_steps: int, final_lr_fraction: float,
-               weight_decay: float, grad_clip_norm: float
+               weight_decay: float, grad_clip_norm: float, name: str = 'adam'
                ) -> optax.GradientTransformation:
   config = ml_collections.ConfigDict(dict(
       num_train_steps=num_train_steps, optimizer=dict(
           learning_rate=learning_rate, schedule=schedule,
           warmup_steps=warmup_steps, final_lr_fraction=final_lr_fraction)))
   lr = make_schedule(config)
-  if weight_decay:
+  if name == 'muon':
+    # consistent_rms=0.2 scales Muon's steps to Adam's typical RMS, so one
+    # peak learning rate serves both parts (Liu et al. 2025). Weight decay,
+    # if any, applies to the orthogonalised kernels only.
+    tx = optax.contrib.muon(
+        lr, weight_decay=weight_decay, consistent_rms=0.2,
+        muon_weight_dimension_numbers=_muon_kernels)
+  elif weight_decay:
     # Kernels only: decaying biases and normalisation scales only pulls the
     # network away from its normalised form.
-    adam = optax.adamw(lr, weight_decay=weight_decay, mask=_is_kernel)
+    tx = optax.adamw(lr, weight_decay=weight_decay, mask=_is_kernel)
   else:
-    adam = optax.adam(lr)
+    tx = optax.adam(lr)
   if grad_clip_norm:
-    return optax.chain(optax.clip_by_global_norm(grad_clip_norm), adam)
-  return adam
+    return optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)
+  return tx
+
+
+def _muon_kernels(params: Any) -> Any:
+  """Which parameters Muon steps, and how it reads each as a matrix.
+
+  Convolution kernels [kh, kw, in, out] are [kh * kw * in, out] matrices.
+  Output layers (3 or fewer outputs: the decoders' last 1x1 convolutions),
+  biases, norms and attention are left to Adam, as Muon's authors advise
+  for a network's input and output layers and its vectors.
+  """
+  kernel = optax.contrib.MuonDimensionNumbers(reduction_axis=(0, 1, 2),
+                                              output_axis=3)
+  return jax.tree.map(
+      lambda p: kernel if p.ndim == 4 and p.shape[-1] > 3 else None, params)
 
 
 def _is_kernel(params: Any) -> Any:

@@ -25,9 +25,10 @@ def _variables(state):
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
 
-def _one_batch_to_overfit(data_dir):
+def _one_batch_to_overfit(data_dir, optimizer='adam'):
   """A small model's fresh state, and one batch of 16 to fit it to."""
   config = tiny_config(data_dir, **{'model.widths': (8, 16),
+                                    'optimizer.name': optimizer,
                                     'optimizer.schedule': 'constant',
                                     'optimizer.warmup_steps': 0,
                                     'optimizer.learning_rate': 3e-3})
@@ -37,8 +38,9 @@ def _one_batch_to_overfit(data_dir):
   return train.create_train_state(config), batch
 
 
-def test_loss_falls_when_overfitting_one_batch(data_dir):
-  state, batch = _one_batch_to_overfit(data_dir)
+@pytest.mark.parametrize('optimizer', ['adam', 'muon'])
+def test_loss_falls_when_overfitting_one_batch(data_dir, optimizer):
+  state, batch = _one_batch_to_overfit(data_dir, optimizer)
   step = jax.jit(train.train_step)
   losses = []
   for i in range(40):
@@ -46,6 +48,45 @@ def test_loss_falls_when_overfitting_one_batch(data_dir):
     losses.append(float(metrics['loss']))
   assert losses[-1] < 0.5 * losses[0], losses
   assert int(state.step) == 40
+
+
+def test_muon_orthogonalises_the_kernels_and_adam_steps_the_rest(data_dir):
+  config = tiny_config(data_dir, **{'model.widths': (8, 16),
+                                    'optimizer.name': 'muon',
+                                    'optimizer.schedule': 'constant',
+                                    'optimizer.warmup_steps': 0,
+                                    'optimizer.learning_rate': 1.0})
+  params = train.create_train_state(config).params
+  leaves, treedef = jax.tree.flatten_with_path(params)
+  rng = np.random.default_rng(0)
+
+  def ill_conditioned(p):
+    # Singular values spread over two decades, as raw gradients can be.
+    g = rng.standard_normal(p.shape).reshape(-1, p.shape[-1])
+    g = g * np.logspace(-2, 0, p.shape[-1])
+    return jnp.asarray(g.reshape(p.shape), jnp.float32)
+
+  grads = jax.tree.unflatten(treedef, [ill_conditioned(p) for _, p in leaves])
+  tx = train.make_optimizer(config)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  orthogonalised = adam = 0
+  for (path, p), u in zip(leaves, jax.tree.leaves(updates)):
+    name = jax.tree_util.keystr(path)
+    u = np.asarray(u)
+    if p.ndim == 4 and p.shape[-1] > 3:  # A 3x3 or up-convolution kernel.
+      s = np.linalg.svd(u.reshape(-1, p.shape[-1]), compute_uv=False)
+      # Muon's step: near-equal singular values (Newton-Schulz leaves them
+      # in about [0.7, 1.2]), scaled to Adam's RMS (0.2 sqrt(max(fans))).
+      expected = 0.2 * np.sqrt(max(u.size // p.shape[-1], p.shape[-1]))
+      assert 0.5 * expected < s.min() <= s.max() < 1.5 * expected, (name, s)
+      orthogonalised += 1
+    else:  # Output convolutions, biases, norms: Adam, the same size everywhere.
+      np.testing.assert_allclose(np.abs(u), np.abs(u).flat[0], rtol=1e-3,
+                                 err_msg=name)
+      adam += 1
+  # The (8, 16) U-Net: 4 encoder convolutions, 2 + 2 decoder convolutions and
+  # 2 up-convolutions; the 2 output convolutions, their biases and the norms.
+  assert orthogonalised == 10 and adam > 4, (orthogonalised, adam)
 
 
 def test_ssim_term_is_in_the_loss_and_raises_ssim(data_dir):
@@ -371,6 +412,7 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('eval.num_pairs', 0, 'eval.num_pairs=0'),
     ('optimizer.schedule', 'linear', "optimizer.schedule='linear' is unknown"),
     ('optimizer.learning_rate', 0.0, 'learning_rate=0.0 must be > 0'),
+    ('optimizer.name', 'sgd', "optimizer.name='sgd' is unknown; use one of"),
     ('task', 'denoise', "task='denoise' is unknown; use one of"),
     ('data.train_pairs', -1, 'data.train_pairs=-1 must be an integer >= 0'),
     ('loss.ssim_weight', -0.1, 'loss.ssim_weight=-0.1 must be >= 0'),
@@ -379,6 +421,7 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('loss.pixel', 'l1', "loss.pixel='l1' is unknown; use one of"),
     ('dtype', 'float16', "dtype='float16' is unknown; use one of"),
     ('model.attention_heads', 3, 'model.attention_heads=3 must be 0'),
+    ('model.activation', 'tanh', "model.activation='tanh' is unknown; use one of"),
 ])
 def test_bad_config_values_are_rejected_before_any_work(data_dir, key, value, message):
   from mixae_jax import config_io
