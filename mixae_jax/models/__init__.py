@@ -21,7 +21,7 @@ from mixae_jax.errors import ConfigError
 from mixae_jax.models.heads import HEADS
 from mixae_jax.models.layers import ModuleDef, NORMS
 from mixae_jax.models.reference import DigitAE, MixtureAE, Seed004
-from mixae_jax.models.unet import UNet
+from mixae_jax.models.unet import ACTIVATIONS, UNet
 
 MODELS = {'unet': UNet, 'seed004': Seed004, 'mixture_ae': MixtureAE,
           'digit_ae': DigitAE}
@@ -103,10 +103,14 @@ def _unet_settings(model_config: ml_collections.ConfigDict) -> dict:
   if 32 % (patch * 2 ** (len(widths) - 1)):
     raise ConfigError(f'model.patch_size={patch} with {len(widths)} levels '
                       'halves 32x32 images too often; use fewer levels')
+  activation = model_config.get('activation', 'relu')
+  if activation not in ACTIVATIONS:
+    raise ConfigError(f'model.activation={activation!r} is unknown; use one '
+                      f'of {tuple(ACTIVATIONS)}')
   return dict(widths=widths, norm=model_config.norm,
               digit_channels=model_config.digit_channels, head=head,
               digit_resized_from=resized_from, attention_heads=heads_,
-              patch_size=patch)
+              patch_size=patch, activation=activation)
 
 
 __all__ = ['MODELS', 'DTYPES', 'HEADS', 'NORMS', 'create_model', 'UNet', 'Seed004',

@@ -1,7 +1,7 @@
 """The default separator: a U-Net whose shared encoder feeds twin decoders."""
 
 import functools
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -10,11 +10,16 @@ from mixae_jax.models import heads
 from mixae_jax.models.layers import ModuleDef, norm_layer
 
 
+# The nonlinearity after each normalisation, by ``config.model.activation``.
+ACTIVATIONS = {'relu': nn.relu, 'silu': nn.silu, 'gelu': nn.gelu}
+
+
 class ConvBlock(nn.Module):
-  """Two 3x3 convolutions, each followed by normalisation and ReLU."""
+  """Two 3x3 convolutions, each followed by normalisation and activation."""
   features: int
   norm: str = 'batch'
   conv: ModuleDef = nn.Conv
+  activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -23,7 +28,7 @@ class ConvBlock(nn.Module):
     for i in range(2):
       x = self.conv(self.features, (3, 3), use_bias=use_bias,
                     name=f'Conv_{i}')(x)
-      x = nn.relu(norm_layer(self.norm, train)(x))
+      x = self.activation(norm_layer(self.norm, train)(x))
     return x
 
 
@@ -70,6 +75,7 @@ class UNetDecoder(nn.Module):
   norm: str = 'batch'
   conv: ModuleDef = nn.Conv
   conv_transpose: ModuleDef = nn.ConvTranspose
+  activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
 
   @nn.compact
   def __call__(self, h: jnp.ndarray, skips: Sequence[jnp.ndarray],
@@ -80,8 +86,8 @@ class UNetDecoder(nn.Module):
       h = self.conv_transpose(features, (2, 2), strides=(2, 2),
                               name=f'UpConv2x_{i}')(h)
       h = jnp.concatenate([h, skip], axis=-1)
-      h = ConvBlock(features, self.norm, self.conv, name=f'ConvBlock_{i}')(
-          h, train)
+      h = ConvBlock(features, self.norm, self.conv, self.activation,
+                    name=f'ConvBlock_{i}')(h, train)
     h = self.conv(self.out_channels, (1, 1), name='Conv_0')(h)
     # The estimates, and the head's projections after them, in float32.
     return nn.sigmoid(h.astype(jnp.float32))
@@ -108,6 +114,8 @@ class UNet(nn.Module):
       (space-to-depth, 32x32x3 -> 16x16x12) before the first level and
       unfold the decoders' outputs back: every level then runs at half the
       resolution with the same information.
+    activation: the nonlinearity after each normalisation, a key of
+      `ACTIVATIONS` ('relu', 'silu' or 'gelu', the tanh form).
     dtype: the activations' and convolutions' dtype (e.g. jnp.bfloat16);
       parameters, normalisation statistics, the outputs and the head stay
       float32.
@@ -121,6 +129,7 @@ class UNet(nn.Module):
   digit_resized_from: int = 28
   attention_heads: int = 0
   patch_size: int = 1
+  activation: str = 'relu'
   dtype: Any = jnp.float32
   conv: ModuleDef = nn.Conv
   conv_transpose: ModuleDef = nn.ConvTranspose
@@ -131,19 +140,21 @@ class UNet(nn.Module):
     if self.dtype != jnp.float32:
       conv = functools.partial(conv, dtype=self.dtype)
       conv_transpose = functools.partial(conv_transpose, dtype=self.dtype)
+    act = ACTIVATIONS[self.activation]
     skips = []
     h = space_to_depth(x, self.patch_size).astype(self.dtype)
     for i, features in enumerate(self.widths[:-1]):
-      h = ConvBlock(features, self.norm, conv, name=f'ConvBlock_{i}')(
+      h = ConvBlock(features, self.norm, conv, act, name=f'ConvBlock_{i}')(
           h, train)
       skips.append(h)
       h = nn.max_pool(h, (2, 2), strides=(2, 2))
-    h = ConvBlock(self.widths[-1], self.norm, conv,
+    h = ConvBlock(self.widths[-1], self.norm, conv, act,
                   name=f'ConvBlock_{len(skips)}')(h, train)
     if self.attention_heads:
       h = GlobalAttention(self.attention_heads, name='GlobalAttention_0')(h)
     decoder = functools.partial(UNetDecoder, self.widths, norm=self.norm,
-                                conv=conv, conv_transpose=conv_transpose)
+                                conv=conv, conv_transpose=conv_transpose,
+                                activation=act)
     area = self.patch_size ** 2
     digit = depth_to_space(decoder(self.digit_channels * area,
                                    name='digit_decoder')(h, skips, train),
