@@ -37,6 +37,7 @@ from absl import logging
 from absl import flags
 import numpy as np
 
+from benchmarks import step_time
 from mixae_jax import config_io, metrics, platform
 from mixae_jax.data import pipeline, preprocessing
 from mixae_jax.inference import Separator
@@ -173,7 +174,10 @@ _QUICK = {**_GREY, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.0,
           'model.attention_heads': 0, 'model.patch_size': 1, 'loss.pixel': 'mse',
           'optimizer.schedule': 'cosine', 'optimizer.learning_rate': 1.6e-2,
           'optimizer.warmup_steps': 100, 'optimizer.weight_decay': 0.0,
-          'optimizer.grad_clip_norm': 0.0, 'batch_size': 64, 'dtype': 'float32'}
+          'optimizer.grad_clip_norm': 0.0, 'batch_size': 64, 'dtype': 'float32',
+          'optimizer.name': 'adam', 'model.activation': 'relu'}
+# configs/quick.py's recipe since the afternoon of 2026-12-01.
+_MUON_GELU = {**_QUICK, 'optimizer.name': 'muon', 'model.activation': 'gelu'}
 COMPUTE = [
     Row('quick', 'configs/quick.py', "configs/quick.py's family and recipe "
         '(U-Net 16-128, batch 64, Adam 1.6e-2)', _QUICK),
@@ -210,33 +214,38 @@ COMPUTE = [
     Row('wide', 'configs/quick.py',
         'quick at full width (32-256, as configs/dual.py)',
         {**_QUICK, 'model.widths': (32, 64, 128, 256)}),
+    Row('muon', 'configs/quick.py',
+        'quick with Muon for the convolution kernels (Adam for the rest)',
+        {**_QUICK, 'optimizer.name': 'muon'}),
+    Row('muon_lr3.2e-2', 'configs/quick.py', 'muon at peak 3.2e-2',
+        {**_QUICK, 'optimizer.name': 'muon', 'optimizer.learning_rate': 3.2e-2},
+        timed_as='muon'),
+    Row('muon_b128', 'configs/quick.py', 'muon at batch 128 (fewer, larger steps)',
+        {**_QUICK, 'optimizer.name': 'muon', 'batch_size': 128}),
+    Row('muon_w24', 'configs/quick.py', 'muon at 1.5x the width (24-192)',
+        {**_QUICK, 'optimizer.name': 'muon', 'model.widths': (24, 48, 96, 192)}),
+    Row('muon_wide', 'configs/quick.py',
+        'muon at full width (32-256, as configs/dual.py)',
+        {**_QUICK, 'optimizer.name': 'muon', 'model.widths': (32, 64, 128, 256)}),
+    Row('muon_b32', 'configs/quick.py', 'muon at batch 32 (more, smaller steps)',
+        {**_QUICK, 'optimizer.name': 'muon', 'batch_size': 32}),
+    Row('muon_silu', 'configs/quick.py', 'muon with SiLU in place of ReLU',
+        {**_QUICK, 'optimizer.name': 'muon', 'model.activation': 'silu'}),
+    Row('muon_gelu', 'configs/quick.py', 'muon with GELU (tanh form) in place of ReLU',
+        _MUON_GELU),
+    Row('muon_seed1', 'configs/quick.py', 'muon, seed 1 (run-to-run spread)',
+        {**_QUICK, 'optimizer.name': 'muon', 'seed': 1}, timed_as='muon'),
+    Row('muon_gelu_psnr', 'configs/quick.py',
+        'muon_gelu with the PSNR pixel loss (loss.pixel=psnr)',
+        {**_MUON_GELU, 'loss.pixel': 'psnr'}, timed_as='muon_gelu'),
+    Row('muon_gelu_ssim1', 'configs/quick.py',
+        'muon_gelu with 1.0 x (1 - SSIM) in the loss, not 0.2',
+        {**_MUON_GELU, 'loss.ssim_weight': 1.0}, timed_as='muon_gelu'),
+    Row('muon_gelu_wd0.05', 'configs/quick.py',
+        'muon_gelu with weight decay 0.05 on the orthogonalised kernels',
+        {**_MUON_GELU, 'optimizer.weight_decay': 0.05}, timed_as='muon_gelu'),
 ]
 SETS = {'zoo': ZOO, 'levers': LEVERS, 'compute': COMPUTE}
-
-
-def step_seconds(config, steps: int = 20) -> float:
-  """Seconds per train step of `config` on this machine, after compiling.
-
-  Times the trainer's own step (`train.make_step_fn`) on synthetic sources,
-  one device, as launch.py runs it here.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  from mixae_jax import train  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(0)
-  pool = pipeline.TrainPool(
-      digits=jax.numpy.asarray(rng.integers(0, 256, (1000, 28, 28), np.uint8)),
-      images=jax.numpy.asarray(
-          rng.integers(0, 256, (1000, 32, 32, 3), np.uint8)))
-  state = train.create_train_state(config)
-  step_fn = train.make_step_fn(config)
-  state, m = step_fn(state, pool)  # Compile.
-  state, m = step_fn(state, pool)
-  jax.block_until_ready(m)
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, m = step_fn(state, pool)
-  jax.block_until_ready(m)
-  return (time.perf_counter() - start) / steps
 
 
 _STEP_SECONDS: dict[str, float] = {}
@@ -257,7 +266,7 @@ def time_rows(rows: list[Row], root: pathlib.Path) -> None:
     timed = by_name[row.timed_as or row.name]
     if timed.name not in kept:
       config = with_settings(_load_config(timed.config), timed.overrides)
-      kept[timed.name] = step_seconds(config)
+      kept[timed.name], _ = step_time.step_seconds(config)
       path.write_text(json.dumps(kept, indent=1) + '\n')
     _STEP_SECONDS[row.name] = kept[timed.name]
     steps = max(10, round(FLAGS.seconds / kept[timed.name]))
@@ -296,7 +305,8 @@ _ABSENT_MEANS = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
                  'data.train_pairs': 0, 'init_from': '',
                  'task': 'separate', 'model.head': 'twin', 'loss.pixel': 'mse',
                  'model.attention_heads': 0, 'model.patch_size': 1,
-                 'dtype': 'float32'}
+                 'dtype': 'float32', 'optimizer.name': 'adam',
+                 'model.activation': 'relu'}
 
 
 def with_settings(config, settings: dict[str, Any]):

@@ -77,6 +77,8 @@ def network_config(name: str):
   config.model.name = name
   config.optimizer.schedule = 'constant'
   config.optimizer.warmup_steps = 0
+  # The PyTorch twins step with Adam; so does the JAX step timed here.
+  config.optimizer.name = 'adam'
   # The PyTorch twins train on MSE alone; so does the JAX step timed here.
   config.loss.ssim_weight = 0.0
   return config

@@ -37,11 +37,14 @@ def test_compute_rows_share_timings_only_with_rows_of_the_same_step():
       timed = by_name[row.timed_as]
       assert timed.timed_as is None
       # The same network at the same batch: only the optimizer, the seed,
-      # the loss's weighting or the dtype differ.
+      # the loss (its terms cost the same at any weight) or the dtype differ.
       same = {k for k in row.overrides if not k.startswith(
-          ('optimizer.', 'seed', 'loss.pixel', 'dtype'))}
+          ('optimizer.', 'seed', 'loss.', 'dtype'))}
       assert {k: row.overrides[k] for k in same} == {
           k: timed.overrides.get(k) for k in same}, row.name
+      # ...but a loss without its SSIM term is cheaper.
+      assert bool(row.overrides.get('loss.ssim_weight')) == bool(
+          timed.overrides.get('loss.ssim_weight')), row.name
 
 
 def test_a_mistyped_override_is_refused():
