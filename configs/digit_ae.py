@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 32
   config.num_train_steps = 18_750
   # Constant-rate Adam at 1e-3: the reference reports' recipe.
+  config.optimizer.name = 'adam'
   config.optimizer.learning_rate = 1e-3
   config.optimizer.schedule = 'constant'
   config.optimizer.warmup_steps = 0

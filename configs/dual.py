@@ -3,7 +3,7 @@
   python launch.py --config=configs/dual.py --workdir=runs/dual
 
 The full run is meant for a GPU or TPU, sized for about 8 minutes on one
-H200 (docs/levers.md, "Quality per unit of compute"); configs/quick.py is its
+H200 (docs/levers.md, "Muon, and GELU"); configs/quick.py is its
 short CPU version. Override any field on the command line, e.g.
 ``--config.batch_size=256 --config.num_train_steps=20000``. Durations are in
 steps; values that depend on others (the learning-rate decay length, the
@@ -49,6 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
   # 1, or 2 to fold each 2x2 patch of the input into channels first (every
   # level at half the resolution) and unfold the outputs at the end.
   config.model.patch_size = 1
+  # The nonlinearity after each normalisation: 'relu', 'silu' or 'gelu'.
+  config.model.activation = 'relu'
 
   # The U-Net's activations and convolutions in training and eval:
   # 'float32', or 'bfloat16' (mixed precision, for GPUs and TPUs: parameters,
@@ -75,10 +77,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Mixtures per training step (global, over all devices).
   config.batch_size = 128
   # Total optimizer steps.
-  config.num_train_steps = 70_000
+  config.num_train_steps = 60_000
 
   config.optimizer = ml_collections.ConfigDict()
-  # Peak learning rate of Adam.
+  # 'muon' (Muon's orthogonalised momentum for the convolution kernels, Adam
+  # for the rest), or 'adam' (AdamW when weight_decay > 0).
+  config.optimizer.name = 'muon'
+  # Peak learning rate (Muon's steps are scaled to Adam's size: one rate
+  # serves both).
   config.optimizer.learning_rate = 4e-3
   # 'cosine' (linear warm-up, then cosine decay to the end) or 'constant'.
   config.optimizer.schedule = 'cosine'
@@ -86,7 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.warmup_steps = 1000
   # The cosine schedule's final learning rate, as a fraction of the peak.
   config.optimizer.final_lr_fraction = 0.01
-  # Decoupled weight decay (AdamW); 0 means plain Adam.
+  # Decoupled weight decay (AdamW; with Muon, of its kernels); 0: none.
   config.optimizer.weight_decay = 0.0
   # Clip gradients to this global norm; 0 disables clipping.
   config.optimizer.grad_clip_norm = 0.0

@@ -31,7 +31,7 @@ def get_config(stage: str = 'pretrain') -> ml_collections.ConfigDict:
   config.task = 'separate'
   config.model = ml_collections.ConfigDict(dict(
       name='unet', widths=(32, 64, 128, 256), norm='batch', digit_channels=1,
-      head='consistent', digit_resized_from=28))
+      head='consistent', digit_resized_from=28, activation='relu'))
   config.data = ml_collections.ConfigDict(dict(
       source='auto', dir=os.environ.get('MIXAE_DATA_DIR', ''), tfds_dir='',
       train_pairs=0))
@@ -40,7 +40,7 @@ def get_config(stage: str = 'pretrain') -> ml_collections.ConfigDict:
   config.batch_size = 128
   config.num_train_steps = 25_000 if finetune else 36_000
   config.optimizer = ml_collections.ConfigDict(dict(
-      learning_rate=4e-3 if finetune else 1e-3, schedule='cosine',
+      name='adam', learning_rate=4e-3 if finetune else 1e-3, schedule='cosine',
       warmup_steps=100 if finetune else 1000, final_lr_fraction=0.01,
       weight_decay=0.0, grad_clip_norm=0.0, ema_decay=0.0))
   config.loss = ml_collections.ConfigDict(dict(
