@@ -31,9 +31,10 @@
 #      rows to $OUT/gpu_throughput.json (docs/results/ keeps it);
 #   4. configs/dual.py, unchanged but for its length where its steps do not
 #      fit: num_train_steps is the most whole thousands that fit the time
-#      left at the U-Net's measured rate (x1.5 for the SSIM term and the
-#      in-step sampling), eval and checkpoint cadence scaled to it, in
-#      bfloat16 if that trains > 10% faster there;
+#      left at the rate of the run's own train step, timed there first
+#      (benchmarks/step_time.py: its optimizer, loss and in-step sampling),
+#      eval and checkpoint cadence scaled to it, in bfloat16 if the U-Net
+#      trains > 10% faster in it there;
 #   5. exports the float16 release (launch.py --mode=export) and packs it, the
 #      run's metrics, eval outputs and figures into $OUT (or /tmp/device_check).
 # --no_train stops after step 3; --no_bench skips steps 2 and 3. Environment:
@@ -86,7 +87,8 @@ for arg in "$@"; do
     --no_bench) bench=0 ;;
     --rehearse)  # The whole script on this machine's CPU, at toy sizes.
       [[ -x .venv/bin/python ]] && PY=.venv/bin/python
-      export TRAIN_CONFIG=configs/tiny.py STEPS=${STEPS:-6}
+      # Its length: the sizing below, capped at tiny.py's 6 steps.
+      export TRAIN_CONFIG=configs/tiny.py
       export WORKDIR=${WORKDIR:-/tmp/rehearsal/run} OUT=${OUT:-/tmp/rehearsal/out}
       rm -rf /tmp/rehearsal
       bench_args+=(--batch_size=8 --eval_batch_size=8 --seconds=0.2 --repeats=1)
@@ -208,34 +210,55 @@ fi
 # evals and the final 10,000-pair eval, then 30 s for export and packing.
 # The precision: bfloat16 where it trains more than 10% faster than float32
 # (its quality cost at the quick budget: docs/levers.md), else float32.
-steps=${STEPS:-}  # STEPS=N fixes the length instead.
-read -r steps dtype < <("$PY" - "$out/throughput_unet_eager.txt" "$(left)" "$steps" \
-    "${TRAIN_CONFIG:-configs/dual.py}" <<'EOF'
+# TRAIN_CONFIG (default configs/dual.py) and TRAIN_ARGS (extra --config
+# overrides, e.g. an init_from) choose another run of the same length rule.
+train_config="${TRAIN_CONFIG:-configs/dual.py}"
+dtype=$("$PY" - "$out/throughput_unet_eager.txt" <<'EOF'
+import json, sys
+try:
+  row = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['unet']
+except (OSError, IndexError, KeyError, ValueError):
+  row = {}
+print('bfloat16' if row.get('jax_bf16_img_s', 0) > 1.1 * row.get('jax_img_s', 1e9)
+      else 'float32')
+EOF
+)
+# The run's own step, timed (its optimizer, Muon's Newton-Schulz products
+# included, the SSIM term and the in-step sampling), sizes the run; without
+# it, the table's bare Adam step x1.5 does.
+[[ -z "${STEPS:-}" ]] && (( $(left) > 240 )) && timeout 150 "$PY" -m benchmarks.step_time \
+  --config="$train_config" ${TRAIN_ARGS:-} --config.dtype="$dtype" 2>&1 \
+  | grep -v -e '^W[0-9]' -e '^I[0-9]' | tee "$out/step_time.txt"
+steps=$("$PY" - "$out/throughput_unet_eager.txt" "$out/step_time.txt" \
+    "$(left)" "${STEPS:-}" "$train_config" "$dtype" <<'EOF'
 import importlib, json, pathlib, sys
+table, timed, left, fixed, config, dtype = sys.argv[1:]
+if fixed:  # STEPS=N fixes the length instead.
+  print(fixed)
+  sys.exit()
 try:  # The config's own length is the most a run needs.
-  path, _, arg = sys.argv[4].partition(':')
+  path, _, arg = config.partition(':')
   module = importlib.import_module('configs.' + pathlib.Path(path).stem)
   cap = (module.get_config(arg) if arg else module.get_config()).num_train_steps
 except Exception:  # pylint: disable=broad-except
   cap = 100_000
-try:
-  row = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['unet']
-except (OSError, IndexError, KeyError, ValueError):
-  row = {'jax_img_s': 128 * 100.0}  # No table: assume 100 steps/s.
-bf16 = row.get('jax_bf16_img_s', 0) > 1.1 * row['jax_img_s']
-rate = row['jax_bf16_img_s'] if bf16 else row['jax_img_s']
-step_s = 1.5 * 128 / rate
-steps = int(sys.argv[3]) if sys.argv[3] else max(
-    1000, min(cap, int((int(sys.argv[2]) - 140) / step_s) // 1000 * 1000))
-print(steps, 'bfloat16' if bf16 else 'float32')
+def last_json(path):
+  try:
+    return json.loads(open(path).read().strip().splitlines()[-1])
+  except (OSError, IndexError, ValueError):
+    return {}
+step_s = 1.1 * last_json(timed).get('step_s', 0)  # 10% for logs and syncs.
+if not step_s:
+  row = last_json(table).get('unet', {})
+  rate = row.get('jax_bf16_img_s' if dtype == 'bfloat16' else 'jax_img_s',
+                 128 * 100.0)  # No table: assume 100 steps/s.
+  step_s = 1.5 * 128 / rate
+print(min(cap, max(1000, int((int(left) - 140) / step_s) // 1000 * 1000)))
 EOF
 )
-[[ -n "$steps" ]] || { steps=10000; dtype=float32; }
+[[ -n "$steps" ]] || steps=10000
 every=$(( steps / 4 / 1000 * 1000 )); (( every >= 1000 )) || every=1000
 ckpt=$(( steps / 10 / 1000 * 1000 )); (( ckpt >= 1000 )) || ckpt=1000
-# TRAIN_CONFIG (default configs/dual.py) and TRAIN_ARGS (extra --config
-# overrides, e.g. an init_from) choose another run of the same length rule.
-train_config="${TRAIN_CONFIG:-configs/dual.py}"
 echo "[$(($(date +%s) - start))s] training $train_config ${TRAIN_ARGS:-} for $steps steps" \
      "in $dtype (eval every $every, checkpoint every $ckpt)"
 work="${WORKDIR:-/tmp/runs/dual}"  # A workdir with checkpoints resumes.

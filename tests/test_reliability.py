@@ -247,7 +247,10 @@ def test_bad_input_from_the_command_line(trained_run, tmp_path, case):
   result = _launch(f'--config={REPO / "configs" / "quick.py"}', f'--workdir={workdir}',
                    f'--config.data.dir={config.data.dir}', '--config.data.source=local',
                    '--config.model.widths=(4, 8)', '--config.batch_size=8',
-                   '--config.eval.num_pairs=40', '--config.eval.batch_size=16', *extra)
+                   '--config.eval.num_pairs=40', '--config.eval.batch_size=16',
+                   # As configs/tiny.py, which trained the run.
+                   '--config.optimizer.name=adam', '--config.model.activation=relu',
+                   *extra)
   lines = result.stderr.strip().splitlines()
   assert result.returncode == 2, result.stderr[-2000:]
   assert 'Traceback' not in result.stderr
