@@ -176,7 +176,8 @@ _QUICK = {**_GREY, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.0,
           'optimizer.warmup_steps': 100, 'optimizer.weight_decay': 0.0,
           'optimizer.grad_clip_norm': 0.0, 'batch_size': 64, 'dtype': 'float32',
           'optimizer.name': 'adam', 'model.activation': 'relu'}
-# configs/quick.py's recipe since the afternoon of 2026-12-01.
+# configs/quick.py's recipe from the afternoon of 2026-12-01; since 2026-12-02
+# it also takes the L1 loss and weight decay 0.05 (muon_gelu_l1_wd0.05).
 _MUON_GELU = {**_QUICK, 'optimizer.name': 'muon', 'model.activation': 'gelu'}
 COMPUTE = [
     Row('quick', 'configs/quick.py', "configs/quick.py's family and recipe "
@@ -244,6 +245,21 @@ COMPUTE = [
     Row('muon_gelu_wd0.05', 'configs/quick.py',
         'muon_gelu with weight decay 0.05 on the orthogonalised kernels',
         {**_MUON_GELU, 'optimizer.weight_decay': 0.05}, timed_as='muon_gelu'),
+    Row('muon_gelu_seed1', 'configs/quick.py', 'muon_gelu, seed 1 (the spread)',
+        {**_MUON_GELU, 'seed': 1}, timed_as='muon_gelu'),
+    Row('muon_gelu_l1', 'configs/quick.py',
+        'muon_gelu with the L1 pixel loss (loss.pixel=l1)',
+        {**_MUON_GELU, 'loss.pixel': 'l1'}, timed_as='muon_gelu'),
+    Row('muon_gelu_l3', 'configs/quick.py',
+        'muon_gelu with three levels (16-32-64: an 8x8 bottleneck)',
+        {**_MUON_GELU, 'model.widths': (16, 32, 64)}),
+    Row('muon_gelu_top24', 'configs/quick.py',
+        'muon_gelu with 24 channels at full resolution (24-32-64-128)',
+        {**_MUON_GELU, 'model.widths': (24, 32, 64, 128)}),
+    Row('muon_gelu_l1_wd0.05', 'configs/quick.py',
+        'muon_gelu with the L1 pixel loss and weight decay 0.05 (both above)',
+        {**_MUON_GELU, 'loss.pixel': 'l1', 'optimizer.weight_decay': 0.05},
+        timed_as='muon_gelu'),
 ]
 SETS = {'zoo': ZOO, 'levers': LEVERS, 'compute': COMPUTE}
 

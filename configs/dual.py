@@ -103,8 +103,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss = ml_collections.ConfigDict()
   # loss = digit_weight * L(digit) + image_weight * L(CIFAR image), where
   # L = P + ssim_weight * (1 - SSIM) and P is the pixel term below.
-  # The pixel term: 'mse' (mean squared error), or 'psnr' (the gradient of
-  # the mean per-image PSNR, which the eval reports, at the MSE's scale).
+  # The pixel term: 'mse' (mean squared error), 'psnr' (the gradient of the
+  # mean per-image PSNR, which the eval reports) or 'l1' (the gradient of the
+  # mean absolute error); the last two at the MSE's scale.
   config.loss.pixel = 'mse'
   config.loss.digit_weight = 1.0
   config.loss.image_weight = 1.0

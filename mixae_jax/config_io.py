@@ -16,7 +16,7 @@ SCHEDULES = ('constant', 'cosine')
 OPTIMIZERS = ('adam', 'muon')
 # What a network can be trained to do; see train.task_io.
 TASKS = ('separate', 'reconstruct_mixture', 'reconstruct_digit')
-PIXEL_LOSSES = ('mse', 'psnr')
+PIXEL_LOSSES = ('mse', 'psnr', 'l1')
 
 
 def _positive_int(config: ml_collections.ConfigDict, key: str,

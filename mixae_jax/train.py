@@ -265,8 +265,8 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     ssim_weight: weight of the (1 - SSIM) term, one for both outputs or a
       (digit, image) pair; 0 for both leaves it out.
     ema_decay: decay of the parameters' moving average (`ema_update`); 0: none.
-    pixel_loss: 'mse', or 'psnr' to follow the gradient of the mean
-      per-image PSNR instead (`pixel_term`).
+    pixel_loss: 'mse', or 'psnr' or 'l1' to follow the gradient of the
+      mean per-image PSNR or of the mean absolute error (`pixel_term`).
 
   Returns:
     The new state, and scalar metrics: loss, digit_mse, image_mse, grad_norm,
@@ -281,11 +281,10 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
     (digit, image), updates = state.apply_fn(
         variables, inputs, train=True, rngs={'dropout': rng},
         mutable=['batch_stats'])
-    digit_mse = jnp.mean(jnp.square(digit - digit_target), axis=(1, 2, 3))
-    image_mse = jnp.mean(jnp.square(image - image_target), axis=(1, 2, 3))
-    terms = {'digit_mse': jnp.mean(digit_mse), 'image_mse': jnp.mean(image_mse)}
-    digit_loss = pixel_term(digit_mse, pixel_loss)
-    image_loss = pixel_term(image_mse, pixel_loss)
+    terms = {'digit_mse': jnp.mean(jnp.square(digit - digit_target)),
+             'image_mse': jnp.mean(jnp.square(image - image_target))}
+    digit_loss = pixel_term(digit - digit_target, pixel_loss)
+    image_loss = pixel_term(image - image_target, pixel_loss)
     # Static: without a weight, no SSIM is computed at all.
     if digit_ssim_weight or image_ssim_weight:
       terms['digit_ssim'] = jnp.mean(metrics_lib.ssim(digit, digit_target))
@@ -305,16 +304,19 @@ def train_step(state: TrainState, batch: preprocessing.Mixtures, rng: jax.Array,
   return new_state, metrics
 
 
-def pixel_term(mse: jax.Array, kind: str) -> jax.Array:
-  """The pixel term of the loss from per-image MSEs [N].
+def pixel_term(error: jax.Array, kind: str) -> jax.Array:
+  """The pixel term of the loss from the errors [N, H, W, C] of a batch.
 
-  'mse': their mean. 'psnr': the protocol scores the *mean per-image PSNR*,
-  whose gradient is that of ``-mean(log MSE_i)``: every image counts by its
-  relative error, so the easy, already good images are not drowned out by
-  the hard ones as under the plain mean. The term is scaled by the batch's
-  (constant) mean MSE, so its value and size stay the MSE's and the SSIM
-  weight keeps its meaning; only the direction changes (docs/levers.md).
+  'mse': their mean square. The other kinds change only the direction of the
+  gradient: their value is the MSE's (scaled by a constant, no gradient), so
+  the SSIM weight keeps its meaning beside any of them (docs/levers.md).
+  'psnr': the protocol scores the *mean per-image PSNR*, whose gradient is
+  that of ``-mean(log MSE_i)``: every image counts by its relative error, so
+  the easy, already good images are not drowned out by the hard ones as
+  under the plain mean. 'l1': the mean absolute error, whose gradient does
+  not fade as a pixel's error shrinks (Zhao et al. 2017).
   """
+  mse = jnp.mean(jnp.square(error), axis=tuple(range(1, error.ndim)))
   mean = jnp.mean(mse)
   if kind == 'mse':
     return mean
@@ -322,6 +324,9 @@ def pixel_term(mse: jax.Array, kind: str) -> jax.Array:
     # Each ratio is 1 in value; its gradient is grad(MSE_i) / MSE_i.
     ratio = mse / jax.lax.stop_gradient(mse + 1e-10)
     return jax.lax.stop_gradient(mean) * jnp.mean(ratio)
+  if kind == 'l1':
+    mae = jnp.mean(jnp.abs(error))
+    return jax.lax.stop_gradient(mean / (mae + 1e-10)) * mae
   raise ValueError(f'unknown pixel loss {kind!r}')
 
 

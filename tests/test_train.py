@@ -13,6 +13,7 @@ import pytest
 from conftest import tiny_config
 from mixae_jax import checkpoints, evaluate, train, writers
 from mixae_jax.data import pipeline
+from mixae_jax.config_io import PIXEL_LOSSES
 from mixae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 
 
@@ -89,6 +90,29 @@ def test_muon_orthogonalises_the_kernels_and_adam_steps_the_rest(data_dir):
   assert orthogonalised == 10 and adam > 4, (orthogonalised, adam)
 
 
+def test_muon_weight_decay_shrinks_its_kernels_only(data_dir):
+  config = tiny_config(data_dir, **{'model.widths': (8, 16),
+                                    'optimizer.name': 'muon',
+                                    'optimizer.schedule': 'constant',
+                                    'optimizer.warmup_steps': 0,
+                                    'optimizer.learning_rate': 0.5,
+                                    'optimizer.weight_decay': 0.1})
+  params = train.create_train_state(config).params
+  tx = train.make_optimizer(config)
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zeros, tx.init(params), params)
+  decayed = 0
+  for (path, p), u in zip(jax.tree.flatten_with_path(params)[0],
+                          jax.tree.leaves(updates)):
+    if p.ndim == 4 and p.shape[-1] > 3:  # Muon's: decoupled decay, lr * wd.
+      np.testing.assert_allclose(u, -0.05 * p, rtol=1e-5, atol=1e-8,
+                                 err_msg=jax.tree_util.keystr(path))
+      decayed += 1
+    else:  # Adam's part (outputs, biases, norms) is not decayed.
+      np.testing.assert_array_equal(u, 0, err_msg=jax.tree_util.keystr(path))
+  assert decayed == 10
+
+
 def test_ssim_term_is_in_the_loss_and_raises_ssim(data_dir):
   state, batch = _one_batch_to_overfit(data_dir)
   step = jax.jit(functools.partial(train.train_step, digit_weight=0.5,
@@ -162,14 +186,26 @@ def test_an_ema_run_evaluates_and_exports_its_average(data_dir, tmp_path):
   assert _trees_equal(released['params'], state.ema_params)
 
 
-def test_psnr_pixel_loss_is_the_mse_in_value_and_weighs_images_by_their_error():
-  mse = jnp.array([1e-3, 1e-2, 4e-2])
-  assert float(train.pixel_term(mse, 'psnr')) == pytest.approx(float(mse.mean()))
-  grad_psnr = jax.grad(lambda m: train.pixel_term(m, 'psnr'))(mse)
-  grad_mse = jax.grad(lambda m: train.pixel_term(m, 'mse'))(mse)
-  np.testing.assert_allclose(grad_mse, 1 / 3, rtol=1e-6)
+def test_pixel_losses_are_the_mse_in_value_and_differ_in_direction():
+  # Three images of four pixels, each with one error everywhere.
+  per_image = jnp.array([-0.03, 0.1, 0.2])
+  error = jnp.broadcast_to(per_image[:, None, None, None], (3, 2, 2, 1))
+  mse = per_image ** 2
+  grads = {}
+  for kind in PIXEL_LOSSES:
+    value, grads[kind] = jax.value_and_grad(
+        lambda e, kind=kind: train.pixel_term(e, kind))(error)
+    assert float(value) == pytest.approx(float(mse.mean()), rel=1e-5), kind
+  pixel = lambda g: g[:, 0, 0, 0]  # Every pixel of an image alike.
+  np.testing.assert_allclose(pixel(grads['mse']), 2 * per_image / 12, rtol=1e-5)
   # The gradient of mean(log MSE_i), scaled by the batch's mean MSE.
-  np.testing.assert_allclose(grad_psnr, mse.mean() / mse / 3, rtol=1e-5)
+  np.testing.assert_allclose(pixel(grads['psnr']),
+                             mse.mean() / mse * 2 * per_image / 12, rtol=1e-4)
+  # The mean absolute error's: the same size for every pixel, a sign each.
+  mae = jnp.abs(per_image).mean()
+  np.testing.assert_allclose(pixel(grads['l1']),
+                             mse.mean() / mae * jnp.sign(per_image) / 12,
+                             rtol=1e-4)
 
 
 def test_a_bfloat16_attention_run_with_the_psnr_loss_trains_saves_and_restores(
@@ -418,7 +454,7 @@ def test_eval_on_an_empty_workdir_is_a_clear_error(data_dir, tmp_path):
     ('loss.ssim_weight', -0.1, 'loss.ssim_weight=-0.1 must be >= 0'),
     ('loss.image_ssim_weight', -1.0, 'loss.image_ssim_weight=-1.0 must be >= 0'),
     ('optimizer.ema_decay', 1.0, r'optimizer.ema_decay=1.0 must be in \[0, 1\)'),
-    ('loss.pixel', 'l1', "loss.pixel='l1' is unknown; use one of"),
+    ('loss.pixel', 'huber', "loss.pixel='huber' is unknown; use one of"),
     ('dtype', 'float16', "dtype='float16' is unknown; use one of"),
     ('model.attention_heads', 3, 'model.attention_heads=3 must be 0'),
     ('model.activation', 'tanh', "model.activation='tanh' is unknown; use one of"),
