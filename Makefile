@@ -13,6 +13,9 @@ DATA_DIR ?= $(or $(MIXAE_DATA_DIR),$(CURDIR)/.cache/data)
 export MIXAE_DATA_DIR := $(DATA_DIR)
 
 PORT ?= 8080
+# The suite runs on two processes (pytest-xdist), each test file whole in one,
+# so a module's shared fixtures are built once; PYTEST_WORKERS= runs it in one.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: install install-demo data quick test demo clean
 
@@ -42,7 +45,7 @@ quick: data
 	$(PY) launch.py --config=configs/quick.py --workdir=runs/quick
 
 test: data install-demo
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_WORKERS)
 
 demo: data install-demo
 	$(PY) launch.py --mode=serve --workdir=pretrained/dual --port=$(PORT)
