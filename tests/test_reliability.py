@@ -287,6 +287,18 @@ def test_more_command_line_mistakes(trained_run, tmp_path, args, words):
   assert words in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.fixture
+def ctrl_c_raises():
+  """Ctrl-C raising KeyboardInterrupt, as in a terminal, whatever this process
+  inherited: a job that a shell starts in the background (``make test &``)
+  inherits SIGINT ignored, and Python then keeps it so."""
+  import signal  # pylint: disable=g-import-not-at-top
+  previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+  yield
+  signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures('ctrl_c_raises')
 def test_an_interrupted_eval_or_separate_leaves_earlier_outputs_whole(
     trained_run, tmp_path, monkeypatch):
   """A real SIGINT half-way through writing a PNG: every file already there
