@@ -175,10 +175,14 @@ _QUICK = {**_GREY, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.0,
           'optimizer.schedule': 'cosine', 'optimizer.learning_rate': 1.6e-2,
           'optimizer.warmup_steps': 100, 'optimizer.weight_decay': 0.0,
           'optimizer.grad_clip_norm': 0.0, 'batch_size': 64, 'dtype': 'float32',
-          'optimizer.name': 'adam', 'model.activation': 'relu'}
+          'optimizer.name': 'adam', 'model.activation': 'relu',
+          'model.decoders': 'twin'}
 # configs/quick.py's recipe from the afternoon of 2026-12-01; since 2026-12-02
 # it also takes the L1 loss and weight decay 0.05 (muon_gelu_l1_wd0.05).
 _MUON_GELU = {**_QUICK, 'optimizer.name': 'muon', 'model.activation': 'gelu'}
+# configs/quick.py's recipe of 2026-12-02.
+_MUON_GELU_L1 = {**_MUON_GELU, 'loss.pixel': 'l1',
+                 'optimizer.weight_decay': 0.05}
 COMPUTE = [
     Row('quick', 'configs/quick.py', "configs/quick.py's family and recipe "
         '(U-Net 16-128, batch 64, Adam 1.6e-2)', _QUICK),
@@ -260,6 +264,27 @@ COMPUTE = [
         'muon_gelu with the L1 pixel loss and weight decay 0.05 (both above)',
         {**_MUON_GELU, 'loss.pixel': 'l1', 'optimizer.weight_decay': 0.05},
         timed_as='muon_gelu'),
+    Row('muon_gelu_l1_wd0.05_seed1', 'configs/quick.py',
+        'muon_gelu_l1_wd0.05, seed 1 (the spread)',
+        {**_MUON_GELU_L1, 'seed': 1}, timed_as='muon_gelu'),
+    Row('shared', 'configs/quick.py',
+        'muon_gelu_l1_wd0.05 with one shared decoder for both sources '
+        '(model.decoders=shared)',
+        {**_MUON_GELU_L1, 'model.decoders': 'shared'}),
+    Row('shared_seed1', 'configs/quick.py', 'shared, seed 1 (the spread)',
+        {**_MUON_GELU_L1, 'model.decoders': 'shared', 'seed': 1},
+        timed_as='shared'),
+    Row('shared_w20', 'configs/quick.py',
+        'shared at 1.25x the width (20-40-80-160)',
+        {**_MUON_GELU_L1, 'model.decoders': 'shared',
+         'model.widths': (20, 40, 80, 160)}),
+    Row('muon_gelu_l1_wd0.05_linear', 'configs/quick.py',
+        'muon_gelu_l1_wd0.05 with a linear decay to the end, not a cosine',
+        {**_MUON_GELU_L1, 'optimizer.schedule': 'linear'},
+        timed_as='muon_gelu'),
+    Row('muon_gelu_l1_wd0.05_w12', 'configs/quick.py',
+        'muon_gelu_l1_wd0.05 at 0.75x the width (12-24-48-96)',
+        {**_MUON_GELU_L1, 'model.widths': (12, 24, 48, 96)}),
 ]
 SETS = {'zoo': ZOO, 'levers': LEVERS, 'compute': COMPUTE}
 

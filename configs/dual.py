@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.patch_size = 1
   # The nonlinearity after each normalisation: 'relu', 'silu' or 'gelu'.
   config.model.activation = 'relu'
+  # 'twin' (one decoder per source) or 'shared' (one decoder predicting both
+  # sources' channels, at half the decoders' cost).
+  config.model.decoders = 'twin'
 
   # The U-Net's activations and convolutions in training and eval:
   # 'float32', or 'bfloat16' (mixed precision, for GPUs and TPUs: parameters,
@@ -86,11 +89,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Peak learning rate (Muon's steps are scaled to Adam's size: one rate
   # serves both).
   config.optimizer.learning_rate = 4e-3
-  # 'cosine' (linear warm-up, then cosine decay to the end) or 'constant'.
+  # After a linear warm-up: 'cosine' (cosine decay to the end), 'linear'
+  # (linear decay to the end) or 'constant'.
   config.optimizer.schedule = 'cosine'
   # Linear warm-up steps (capped at num_train_steps).
   config.optimizer.warmup_steps = 1000
-  # The cosine schedule's final learning rate, as a fraction of the peak.
+  # The decaying schedules' final learning rate, as a fraction of the peak.
   config.optimizer.final_lr_fraction = 0.01
   # Decoupled weight decay (AdamW; with Muon, of its kernels); 0: none.
   config.optimizer.weight_decay = 0.0

@@ -31,7 +31,8 @@ def get_config(stage: str = 'pretrain') -> ml_collections.ConfigDict:
   config.task = 'separate'
   config.model = ml_collections.ConfigDict(dict(
       name='unet', widths=(32, 64, 128, 256), norm='batch', digit_channels=1,
-      head='consistent', digit_resized_from=28, activation='relu'))
+      head='consistent', digit_resized_from=28, activation='relu',
+      decoders='twin'))
   config.data = ml_collections.ConfigDict(dict(
       source='auto', dir=os.environ.get('MIXAE_DATA_DIR', ''), tfds_dir='',
       train_pairs=0))

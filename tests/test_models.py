@@ -86,6 +86,7 @@ def test_seed004_dropout_and_batchnorm_only_act_in_training():
     ('norm', 'layer', "model.norm='layer' is unknown"),
     ('widths', (8,), 'at least two positive entries'),
     ('digit_channels', 2, 'must be 1'),
+    ('decoders', 'triple', "model.decoders='triple' is unknown"),
 ])
 def test_bad_model_settings_raise_config_errors(field, value, message):
   config = ml_collections.ConfigDict(dict(
@@ -137,12 +138,15 @@ def test_module_defaults_are_the_default_config():
   assert models.UNet().widths == tuple(model.widths)
 
 
-@pytest.mark.parametrize('name', ['unet', 'seed004', 'unet_patch2_attention'])
+@pytest.mark.parametrize('name', ['unet', 'seed004', 'unet_patch2_attention',
+                                  'unet_patch2_shared'])
 def test_jvp_and_grad_through_the_default_model(name):
   # The default (flax) layers support every JAX transformation.
   model = {'unet': models.UNet(widths=(4, 8)), 'seed004': models.Seed004(),
            'unet_patch2_attention': models.UNet(widths=(4, 8), patch_size=2,
-                                                attention_heads=2)}[name]
+                                                attention_heads=2),
+           'unet_patch2_shared': models.UNet(widths=(4, 8), patch_size=2,
+                                             decoders='shared')}[name]
   variables, x = _init(model)
   f = lambda x: model.apply(variables, x)[1]
   tangent = jax.random.normal(jax.random.key(2), x.shape)
@@ -204,6 +208,41 @@ def test_derive_head_has_one_decoder_and_image_is_two_mixture_minus_digit(
   np.testing.assert_allclose(image, np.clip(2 * x - digit, 0, 1), atol=1e-6)
   if digit_channels == 1:
     np.testing.assert_array_equal(digit[..., 0], digit[..., 1])
+
+
+@pytest.mark.parametrize('digit_channels', [1, 3])
+def test_a_shared_decoder_computes_what_twins_with_equal_weights_compute(
+    digit_channels):
+  twin = _unet(digit_channels=digit_channels, head='consistent')
+  shared = _unet(digit_channels=digit_channels, head='consistent',
+                 decoders='shared')
+  twin_vars, x = _init(twin)
+  shared_vars, _ = _init(shared)
+  params = shared_vars['params']
+  assert 'digit_decoder' not in params and 'image_decoder' not in params
+  # One decoder: the twins' parameters less one decoder's, whose output
+  # layer's channels move to the shared one.
+  out = lambda v: v['params']['image_decoder']['Conv_0']
+  assert _count(params) == (_count(twin_vars['params'])
+                            - _count(twin_vars['params']['image_decoder'])
+                            + _count(out(twin_vars)))
+  # Twins with equal hidden weights are the shared decoder, its output
+  # layer the twins' two side by side.
+  tp = dict(twin_vars['params'])
+  digit_dec, image_dec = dict(tp['digit_decoder']), dict(tp['image_decoder'])
+  image_dec.update({k: v for k, v in digit_dec.items() if k != 'Conv_0'})
+  tp['image_decoder'] = image_dec
+  params = {k: v for k, v in tp.items()
+            if k not in ('digit_decoder', 'image_decoder')}
+  params['decoder'] = {**{k: v for k, v in digit_dec.items() if k != 'Conv_0'},
+                       'Conv_0': jax.tree.map(
+                           lambda a, b: jnp.concatenate([a, b], -1),
+                           digit_dec['Conv_0'], image_dec['Conv_0'])}
+  expected = twin.apply({**twin_vars, 'params': tp}, x)
+  got = shared.apply({**shared_vars, 'params': params}, x)
+  for a, b in zip(got, expected):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  assert float(jnp.abs(got[0] - got[1]).max()) > 0  # Two different sources.
 
 
 def test_unknown_head_is_a_config_error():

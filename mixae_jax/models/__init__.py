@@ -21,7 +21,7 @@ from mixae_jax.errors import ConfigError
 from mixae_jax.models.heads import HEADS
 from mixae_jax.models.layers import ModuleDef, NORMS
 from mixae_jax.models.reference import DigitAE, MixtureAE, Seed004
-from mixae_jax.models.unet import ACTIVATIONS, UNet
+from mixae_jax.models.unet import ACTIVATIONS, DECODERS, UNet
 
 MODELS = {'unet': UNet, 'seed004': Seed004, 'mixture_ae': MixtureAE,
           'digit_ae': DigitAE}
@@ -107,10 +107,14 @@ def _unet_settings(model_config: ml_collections.ConfigDict) -> dict:
   if activation not in ACTIVATIONS:
     raise ConfigError(f'model.activation={activation!r} is unknown; use one '
                       f'of {tuple(ACTIVATIONS)}')
+  decoders = model_config.get('decoders', 'twin')
+  if decoders not in DECODERS:
+    raise ConfigError(f'model.decoders={decoders!r} is unknown; use one of '
+                      f'{DECODERS}')
   return dict(widths=widths, norm=model_config.norm,
               digit_channels=model_config.digit_channels, head=head,
               digit_resized_from=resized_from, attention_heads=heads_,
-              patch_size=patch, activation=activation)
+              patch_size=patch, activation=activation, decoders=decoders)
 
 
 __all__ = ['MODELS', 'DTYPES', 'HEADS', 'NORMS', 'create_model', 'UNet', 'Seed004',

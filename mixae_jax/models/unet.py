@@ -13,6 +13,9 @@ from mixae_jax.models.layers import ModuleDef, norm_layer
 # The nonlinearity after each normalisation, by ``config.model.activation``.
 ACTIVATIONS = {'relu': nn.relu, 'silu': nn.silu, 'gelu': nn.gelu}
 
+# How the decoders are arranged, by ``config.model.decoders``.
+DECODERS = ('twin', 'shared')
+
 
 class ConvBlock(nn.Module):
   """Two 3x3 convolutions, each followed by normalisation and activation."""
@@ -116,6 +119,9 @@ class UNet(nn.Module):
       resolution with the same information.
     activation: the nonlinearity after each normalisation, a key of
       `ACTIVATIONS` ('relu', 'silu' or 'gelu', the tanh form).
+    decoders: 'twin' (a digit decoder and an image decoder), or 'shared'
+      (one decoder whose outputs hold both estimates' channels: half the
+      decoders' cost, and the head then splits them).
     dtype: the activations' and convolutions' dtype (e.g. jnp.bfloat16);
       parameters, normalisation statistics, the outputs and the head stay
       float32.
@@ -130,6 +136,7 @@ class UNet(nn.Module):
   attention_heads: int = 0
   patch_size: int = 1
   activation: str = 'relu'
+  decoders: str = 'twin'
   dtype: Any = jnp.float32
   conv: ModuleDef = nn.Conv
   conv_transpose: ModuleDef = nn.ConvTranspose
@@ -156,14 +163,22 @@ class UNet(nn.Module):
                                 conv=conv, conv_transpose=conv_transpose,
                                 activation=act)
     area = self.patch_size ** 2
-    digit = depth_to_space(decoder(self.digit_channels * area,
-                                   name='digit_decoder')(h, skips, train),
-                           self.patch_size, self.digit_channels)
+    image_channels = 0 if self.head == 'derive' else 3
+    if self.decoders == 'shared':
+      both = depth_to_space(
+          decoder((self.digit_channels + image_channels) * area,
+                  name='decoder')(h, skips, train),
+          self.patch_size, self.digit_channels + image_channels)
+      digit = both[..., :self.digit_channels]
+      image = both[..., self.digit_channels:] if image_channels else None
+    else:
+      digit = depth_to_space(decoder(self.digit_channels * area,
+                                     name='digit_decoder')(h, skips, train),
+                             self.patch_size, self.digit_channels)
+      image = (depth_to_space(decoder(3 * area, name='image_decoder')(
+          h, skips, train), self.patch_size, 3) if image_channels else None)
     # A grey digit needs one channel; repeat it so every output is RGB.
     digit = jnp.broadcast_to(digit, digit.shape[:-1] + (3,))
-    image = (None if self.head == 'derive' else depth_to_space(
-        decoder(3 * area, name='image_decoder')(h, skips, train),
-        self.patch_size, 3))
     return heads.apply_head(
         self.head, x, digit, image, grey_digit=self.digit_channels == 1,
         digit_resized_from=self.digit_resized_from,
