@@ -89,12 +89,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Peak learning rate (Muon's steps are scaled to Adam's size: one rate
   # serves both).
   config.optimizer.learning_rate = 4e-3
-  # After a linear warm-up: 'cosine' (cosine decay to the end), 'linear'
-  # (linear decay to the end) or 'constant'.
+  # 'cosine' (linear warm-up, then cosine decay to the end) or 'constant'.
   config.optimizer.schedule = 'cosine'
   # Linear warm-up steps (capped at num_train_steps).
   config.optimizer.warmup_steps = 1000
-  # The decaying schedules' final learning rate, as a fraction of the peak.
+  # The cosine schedule's final learning rate, as a fraction of the peak.
   config.optimizer.final_lr_fraction = 0.01
   # Decoupled weight decay (AdamW; with Muon, of its kernels); 0: none.
   config.optimizer.weight_decay = 0.0

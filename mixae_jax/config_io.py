@@ -12,7 +12,7 @@ from mixae_jax import models
 from mixae_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = 'config.json'
-SCHEDULES = ('constant', 'cosine', 'linear')
+SCHEDULES = ('constant', 'cosine')
 OPTIMIZERS = ('adam', 'muon')
 # What a network can be trained to do; see train.task_io.
 TASKS = ('separate', 'reconstruct_mixture', 'reconstruct_digit')

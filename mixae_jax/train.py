@@ -76,12 +76,6 @@ def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
     return optax.join_schedules(
         [optax.linear_schedule(0.0, opt.learning_rate, warmup),
          optax.constant_schedule(opt.learning_rate)], [warmup])
-  if opt.schedule == 'linear':
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, opt.learning_rate, warmup),
-         optax.linear_schedule(
-             opt.learning_rate, opt.learning_rate * opt.final_lr_fraction,
-             max(config.num_train_steps - warmup, 1))], [warmup])
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0, peak_value=opt.learning_rate, warmup_steps=warmup,
       decay_steps=max(config.num_train_steps, warmup + 1),
