@@ -134,6 +134,7 @@ def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
   saved = json.loads((repo / 'pretrained/dual/config.json').read_text())
   # Fields added after the release, at the values its code then implied.
   saved['model'].setdefault('activation', 'relu')
+  saved['model'].setdefault('decoders', 'twin')
   saved['optimizer'].setdefault('name', 'adam')
   finetune = recipe.get_config('finetune').to_dict()
   for section in ('model', 'loss'):
