@@ -57,8 +57,10 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
           x.dtype, jnp.floating) else x,
       variables)
   writers.check_writable(output_dir, flag='--output_dir')
-  # The data folder is the trainer's; users set MIXAE_DATA_DIR or use tfds.
+  # Folders of the machine that trained mean nothing elsewhere: the data
+  # (users set MIXAE_DATA_DIR or use tfds) and the weights it started from.
   config.data.dir = ''
+  config.init_from = ''
   manager = checkpoints.create_manager(output_dir, max_to_keep=1)
   try:
     checkpoints.save(manager, int(variables['step']), variables)

@@ -41,6 +41,7 @@ from mixae_jax import models
 from mixae_jax import platform
 from mixae_jax import plots
 from mixae_jax import sharding
+from mixae_jax import workdir_lock
 from mixae_jax import writers
 from mixae_jax.data import pipeline
 from mixae_jax.data import preprocessing
@@ -130,15 +131,22 @@ def _optimizer(num_train_steps: int, learning_rate: float, schedule: str,
 def _muon_kernels(params: Any) -> Any:
   """Which parameters Muon steps, and how it reads each as a matrix.
 
-  Convolution kernels [kh, kw, in, out] are [kh * kw * in, out] matrices.
-  Output layers (3 or fewer outputs: the decoders' last 1x1 convolutions),
-  biases, norms and attention are left to Adam, as Muon's authors advise
-  for a network's input and output layers and its vectors.
+  The hidden convolution kernels [kh, kw, in, out], read as
+  [kh * kw * in, out] matrices. The layers that touch the image, the
+  input convolution and the decoders' output convolutions
+  (`models.is_edge_layer`), and every bias, norm and vector are left to
+  Adam, as Muon's authors advise. Chosen by the parameter's path, never by
+  its shape: a shared decoder's output layer has 4 outputs, an input layer
+  3 inputs.
   """
   kernel = optax.contrib.MuonDimensionNumbers(reduction_axis=(0, 1, 2),
                                               output_axis=3)
-  return jax.tree.map(
-      lambda p: kernel if p.ndim == 4 and p.shape[-1] > 3 else None, params)
+  def spec(path, p):
+    names = tuple(str(getattr(k, 'key', k)) for k in path)
+    hidden = p.ndim == 4 and names[-1] == 'kernel' and not models.is_edge_layer(
+        names[:-1])
+    return kernel if hidden else None
+  return jax.tree_util.tree_map_with_path(spec, params)
 
 
 def _is_kernel(params: Any) -> Any:
@@ -426,14 +434,36 @@ def _check_finite(history: list[tuple[int, dict[str, Any]]],
   for step, m in history:
     loss = float(m['loss'])
     if not np.isfinite(loss):
-      manager.wait_until_finished()
-      last = manager.latest_step()
-      kept = (f'the last good checkpoint (step {last}) is kept' if last is not None
-              else 'no checkpoint had been saved yet')
-      raise NonFiniteLossError(
-          f'the training loss became {loss} at step {step}; stopped, and '
-          f'{kept}; lower optimizer.learning_rate (now set in the config) or '
-          'set optimizer.grad_clip_norm')
+      _stop_non_finite(f'the training loss became {loss} at step {step}',
+                       manager)
+
+
+@jax.jit
+def _all_finite(tree: Any) -> jax.Array:
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x))
+                              for x in jax.tree.leaves(tree)]))
+
+
+def _check_state_finite(state: TrainState, step: int, manager: Any) -> None:
+  """Raises NonFiniteLossError if the state to save holds NaN or inf.
+
+  The logged loss of a step is computed before its update, so a finite
+  loss does not prove that the updated parameters are finite.
+  """
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  if not bool(_all_finite(variables)):
+    _stop_non_finite(f'the parameters became non-finite (NaN or inf) at step '
+                     f'{step}, though the loss was finite', manager)
+
+
+def _stop_non_finite(what: str, manager: Any) -> None:
+  manager.wait_until_finished()
+  last = manager.latest_step()
+  kept = (f'the last good checkpoint (step {last}) is kept' if last is not None
+          else 'no checkpoint had been saved yet')
+  raise NonFiniteLossError(
+      f'{what}; stopped, and {kept}; lower optimizer.learning_rate (now set '
+      'in the config) or set optimizer.grad_clip_norm')
 
 
 # Where an interrupted run keeps the losses of the steps since its last log,
@@ -491,7 +521,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   distributed.check_same(str(workdir.resolve()), '--workdir')
   distributed.check_same(config.to_json(sort_keys=True), 'config')
   writers.check_writable(workdir)
-  with interrupts.StopSignals('start-up, before any training step') as stop:
+  with workdir_lock.hold(workdir), interrupts.StopSignals(
+      'start-up, before any training step') as stop:
     return _train_and_evaluate(config, workdir, callbacks, stop)
 
 
@@ -553,7 +584,9 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
 
   def save(step: int) -> None:
     nonlocal config_pending
-    _check_finite(jax.device_get(history), manager)  # Never save a NaN.
+    # Never save a NaN: neither a loss nor the parameters it led to.
+    _check_finite(jax.device_get(history), manager)
+    _check_state_finite(state, step, manager)
     checkpoints.save(manager, step, state)
     for callback in callbacks:  # While the files are being written.
       callback('save', step)

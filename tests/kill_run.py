@@ -6,7 +6,9 @@ stopped by a real signal at chosen points through the trainer's callbacks.
 ``step:N`` signals right after step N is dispatched (its computation still
 running: mid-step); ``save:N`` right after the checkpoint of step N has
 started to be written; ``eval:N`` just before the periodic eval after step
-N. SIGNAL is KILL (the default), INT or TERM; each point fires once. Without
+N. SIGNAL is KILL (the default), INT or TERM; each point fires once.
+``PAUSE@EVENT:STEP`` instead holds the run there, with its workdir locked:
+it writes ``WORKDIR.paused`` and waits until ``WORKDIR.go`` exists. Without
 a point the run finishes (or resumes). An interrupted run exits as launch.py
 does: its one line on stderr, status 128 + signal.
 """
@@ -15,6 +17,7 @@ import os
 import pathlib
 import signal
 import sys
+import time
 
 # The tests' helpers, and the repository's configs/ (as pytest's pythonpath).
 sys.path[:0] = [str(pathlib.Path(__file__).parent),
@@ -35,16 +38,25 @@ def config(data_dir: str):
                                            'eval.batch_size': 8})
 
 
-def signal_at(points: list[str]):
+def signal_at(points: list[str], workdir: str):
   """A trainer callback that sends each 'SIG@event:step' point's signal."""
   targets = {}
   for point in points:
     name, _, where = point.rpartition('@')
-    targets.setdefault(where, []).append(getattr(signal, f'SIG{name or "KILL"}'))
+    targets.setdefault(where, []).append(
+        name if name == 'PAUSE' else getattr(signal, f'SIG{name or "KILL"}'))
 
   def callback(event: str, step: int) -> None:
     for signum in targets.pop(f'{event}:{step}', []):
-      os.kill(os.getpid(), signum)
+      if signum == 'PAUSE':
+        pathlib.Path(f'{workdir}.paused').touch()
+        deadline = time.monotonic() + 120
+        while not pathlib.Path(f'{workdir}.go').exists():
+          if time.monotonic() > deadline:
+            sys.exit('kill_run.py: never told to go on')
+          time.sleep(0.05)
+      else:
+        os.kill(os.getpid(), signum)
   return callback
 
 
@@ -53,7 +65,7 @@ def main() -> None:
   logging.set_verbosity(logging.INFO)  # The test reads where it resumed.
   try:
     train.train_and_evaluate(config(data_dir), workdir,
-                             callbacks=[signal_at(points)])
+                             callbacks=[signal_at(points, workdir)])
   except interrupts.Interrupted as e:
     print(e, file=sys.stderr)
     sys.exit(e.exit_code)

@@ -1,6 +1,7 @@
 """Model output shapes, ranges, parameter counts and train/eval behaviour."""
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -402,3 +403,31 @@ def test_unet_head_uses_the_upsampling_prior():
   np.testing.assert_allclose(digit, heads.project_digit(x, plain_digit[..., :1], 28)
                              .repeat(3, -1), atol=1e-5)
   assert np.abs(np.asarray(digit) - np.asarray(plain_digit)).max() > 1e-3
+
+
+def test_bfloat16_runs_every_activation_inside_the_unet_in_bfloat16():
+  config = ml_collections.ConfigDict(dict(
+      name='unet', widths=(4, 8, 16), norm='batch', digit_channels=1,
+      head='consistent', digit_resized_from=28))
+  model = models.create_model(config, 'bfloat16')
+  variables, x = _init(model)
+  jaxpr = jax.make_jaxpr(lambda v, x: model.apply(
+      v, x, train=True, mutable=['batch_stats']))(variables, x).jaxpr
+  def equations(jaxpr):
+    for eqn in jaxpr.eqns:
+      yield eqn
+      for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+        yield from equations(sub)
+  dtypes = {}
+  for eqn in equations(jaxpr):
+    name = eqn.primitive.name
+    if name in ('conv_general_dilated', 'concatenate', 'reduce_window_max'):
+      dtypes.setdefault(name, set()).update(
+          str(v.aval.dtype) for v in eqn.outvars)
+  # The convolutions, the skip concatenations and the pooling all compute
+  # in bfloat16 (BatchNorm's output feeds the next convolution, the
+  # pooling and the skips): no float32 activation is left inside.
+  for name in ('conv_general_dilated', 'concatenate', 'reduce_window_max'):
+    assert dtypes.get(name) == {'bfloat16'}, (name, dtypes)
+  # Parameters and BatchNorm statistics stay float32.
+  assert {str(a.dtype) for a in jax.tree.leaves(variables)} == {'float32'}

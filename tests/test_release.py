@@ -43,6 +43,21 @@ def test_export_keeps_the_model_and_drops_the_optimizer(trained_run, released):
   assert saved['data']['dir'] == ''  # The trainer's folder means nothing here.
 
 
+def test_export_names_no_folder_of_the_machine_that_trained(trained_run,
+                                                            tmp_path):
+  # A fine-tuned run names the folder it started from; a release must not.
+  import shutil  # pylint: disable=g-import-not-at-top
+  run = tmp_path / 'finetuned'
+  shutil.copytree(trained_run[1], run)
+  saved = json.loads((run / 'config.json').read_text())
+  saved['init_from'] = '/home/someone/.device_data/gpu1/release'
+  (run / 'config.json').write_text(json.dumps(saved))
+  release.export(run, tmp_path / 'release', dtype='float32')
+  exported = json.loads((tmp_path / 'release' / 'config.json').read_text())
+  assert exported['init_from'] == '' and exported['data']['dir'] == ''
+  assert 'someone' not in (tmp_path / 'release' / 'config.json').read_text()
+
+
 def test_released_model_separates_like_the_run(trained_run, released):
   mixtures = np.random.default_rng(0).uniform(0, 1, (5, 32, 32, 3)).astype(
       np.float32)

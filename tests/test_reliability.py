@@ -8,8 +8,10 @@ import os
 import pathlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import orbax.checkpoint as ocp
 import numpy as np
@@ -85,7 +87,33 @@ def test_kills_and_signals_at_any_point_then_resume_exactly(data_dir, tmp_path):
     for step in complete:  # Every complete checkpoint restores.
       checkpoints.restore(manager, train.create_train_state(
           kill_run.config(data_dir)), step)
-  finished = _kill_run(data_dir, workdir)
+  # A SIGKILLed run left its lock file, not its lock: the runs above resumed.
+  assert (workdir / '.train.lock').is_file()
+  # The last run is held at step 7 while a second training is started into
+  # its workdir (a resubmitted job): that one refuses, naming the live run,
+  # and the first then finishes untouched (its scores below).
+  first = subprocess.Popen(
+      [sys.executable, str(REPO / 'tests' / 'kill_run.py'), str(data_dir),
+       str(workdir), 'PAUSE@step:7'], cwd=REPO, stderr=subprocess.PIPE,
+      text=True, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+  paused = pathlib.Path(f'{workdir}.paused')
+  while not paused.exists() and first.poll() is None:
+    time.sleep(0.05)
+  before = _snapshot(workdir / 'checkpoints')
+  second = _launch('--config=configs/tiny.py', f'--workdir={workdir}',
+                   '--config.data.source=local', f'--config.data.dir={data_dir}')
+  assert second.returncode == 2, second.stderr[-2000:]
+  assert second.stderr.strip() == (
+      f'error: --workdir {workdir} is in use by a training run still going '
+      f'(pid {first.pid} on {socket.gethostname()}, started '
+      f'{second.stderr.split("started ")[1].split(")")[0]}); wait for it to '
+      'finish or stop it, or choose another --workdir (nothing in it was '
+      'changed)'), second.stderr
+  assert _snapshot(workdir / 'checkpoints') == before
+  pathlib.Path(f'{workdir}.go').touch()
+  _, stderr = first.communicate(timeout=600)
+  finished = subprocess.CompletedProcess(first.args, first.returncode, '',
+                                         stderr)
   assert finished.returncode == 0, finished.stderr[-2000:]
   assert _resumed_from(finished.stderr) == 6
   left = [p.name for p in (workdir / 'checkpoints').iterdir()]

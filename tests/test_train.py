@@ -51,8 +51,20 @@ def test_loss_falls_when_overfitting_one_batch(data_dir, optimizer):
   assert int(state.step) == 40
 
 
-def test_muon_orthogonalises_the_kernels_and_adam_steps_the_rest(data_dir):
+def _is_hidden_kernel(path) -> bool:
+  """A hidden convolution kernel, named by its path (what Muon must step)."""
+  names = [str(k.key) for k in path]
+  edge = (names[:2] == ['ConvBlock_0', 'Conv_0']
+          or (len(names) == 3 and names[0].endswith('decoder')
+              and names[1] == 'Conv_0'))
+  return names[-1] == 'kernel' and not edge
+
+
+@pytest.mark.parametrize('decoders, hidden', [('twin', 9), ('shared', 6)])
+def test_muon_orthogonalises_the_hidden_kernels_and_adam_steps_the_rest(
+    data_dir, decoders, hidden):
   config = tiny_config(data_dir, **{'model.widths': (8, 16),
+                                    'model.decoders': decoders,
                                     'optimizer.name': 'muon',
                                     'optimizer.schedule': 'constant',
                                     'optimizer.warmup_steps': 0,
@@ -74,20 +86,22 @@ def test_muon_orthogonalises_the_kernels_and_adam_steps_the_rest(data_dir):
   for (path, p), u in zip(leaves, jax.tree.leaves(updates)):
     name = jax.tree_util.keystr(path)
     u = np.asarray(u)
-    if p.ndim == 4 and p.shape[-1] > 3:  # A 3x3 or up-convolution kernel.
+    if _is_hidden_kernel(path):  # A 3x3 or up-convolution kernel.
       s = np.linalg.svd(u.reshape(-1, p.shape[-1]), compute_uv=False)
       # Muon's step: near-equal singular values (Newton-Schulz leaves them
       # in about [0.7, 1.2]), scaled to Adam's RMS (0.2 sqrt(max(fans))).
       expected = 0.2 * np.sqrt(max(u.size // p.shape[-1], p.shape[-1]))
       assert 0.5 * expected < s.min() <= s.max() < 1.5 * expected, (name, s)
       orthogonalised += 1
-    else:  # Output convolutions, biases, norms: Adam, the same size everywhere.
+    else:  # The input and output convolutions, biases, norms: Adam's step,
+      # the same size everywhere.
       np.testing.assert_allclose(np.abs(u), np.abs(u).flat[0], rtol=1e-3,
                                  err_msg=name)
       adam += 1
-  # The (8, 16) U-Net: 4 encoder convolutions, 2 + 2 decoder convolutions and
-  # 2 up-convolutions; the 2 output convolutions, their biases and the norms.
-  assert orthogonalised == 10 and adam > 4, (orthogonalised, adam)
+  # The (8, 16) U-Net: 4 encoder convolutions (the first reads the image),
+  # per decoder 2 convolutions and an up-convolution, then its output
+  # convolution: 3 + 3 + 3 hidden with twin decoders, 3 + 3 with one.
+  assert orthogonalised == hidden and adam > 4, (orthogonalised, adam)
 
 
 def test_muon_weight_decay_shrinks_its_kernels_only(data_dir):
@@ -104,13 +118,13 @@ def test_muon_weight_decay_shrinks_its_kernels_only(data_dir):
   decayed = 0
   for (path, p), u in zip(jax.tree.flatten_with_path(params)[0],
                           jax.tree.leaves(updates)):
-    if p.ndim == 4 and p.shape[-1] > 3:  # Muon's: decoupled decay, lr * wd.
+    if _is_hidden_kernel(path):  # Muon's: decoupled decay, lr * wd.
       np.testing.assert_allclose(u, -0.05 * p, rtol=1e-5, atol=1e-8,
                                  err_msg=jax.tree_util.keystr(path))
       decayed += 1
-    else:  # Adam's part (outputs, biases, norms) is not decayed.
+    else:  # Adam's part (input, outputs, biases, norms) is not decayed.
       np.testing.assert_array_equal(u, 0, err_msg=jax.tree_util.keystr(path))
-  assert decayed == 10
+  assert decayed == 9
 
 
 def test_ssim_term_is_in_the_loss_and_raises_ssim(data_dir):
@@ -355,6 +369,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(data_dir, tmp_
   assert (tmp_path / 'checkpoints' / '3').stat().st_mtime_ns == saved
   restored = checkpoints.restore(manager, train.create_train_state(good))
   assert all(np.isfinite(x).all() for x in jax.tree.leaves(restored.params))
+
+
+def test_non_finite_parameters_are_never_saved(data_dir, tmp_path):
+  # An infinite learning rate: step 1's loss, computed before its update, is
+  # finite, and the parameters it leaves are not. The save of step 1 must
+  # refuse them, not write them.
+  bad = tiny_config(data_dir, num_train_steps=2, log_every_steps=2, **{
+      'eval.every_steps': 0, 'checkpoint.every_steps': 1,
+      'optimizer.learning_rate': 1e39, 'optimizer.warmup_steps': 0,
+      'optimizer.schedule': 'constant'})
+  with pytest.raises(NonFiniteLossError, match=r'parameters became non-finite '
+                     r'\(NaN or inf\) at step 1.*no checkpoint had been saved'):
+    train.train_and_evaluate(bad, tmp_path)
+  assert checkpoints.create_manager(tmp_path, read_only=True).all_steps() == []
 
 
 def test_restoring_another_architecture_is_a_clear_error(trained_run):

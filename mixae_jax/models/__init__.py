@@ -21,7 +21,7 @@ from mixae_jax.errors import ConfigError
 from mixae_jax.models.heads import HEADS
 from mixae_jax.models.layers import ModuleDef, NORMS
 from mixae_jax.models.reference import DigitAE, MixtureAE, Seed004
-from mixae_jax.models.unet import ACTIVATIONS, DECODERS, UNet
+from mixae_jax.models.unet import ACTIVATIONS, DECODERS, UNet, is_edge_layer
 
 MODELS = {'unet': UNet, 'seed004': Seed004, 'mixture_ae': MixtureAE,
           'digit_ae': DigitAE}
@@ -117,5 +117,6 @@ def _unet_settings(model_config: ml_collections.ConfigDict) -> dict:
               patch_size=patch, activation=activation, decoders=decoders)
 
 
-__all__ = ['MODELS', 'DTYPES', 'HEADS', 'NORMS', 'create_model', 'UNet', 'Seed004',
+__all__ = ['MODELS', 'DTYPES', 'HEADS', 'NORMS', 'create_model', 'is_edge_layer',
+           'UNet', 'Seed004',
            'MixtureAE', 'DigitAE']

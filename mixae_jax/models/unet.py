@@ -17,12 +17,25 @@ ACTIVATIONS = {'relu': nn.relu, 'silu': nn.silu, 'gelu': nn.gelu}
 DECODERS = ('twin', 'shared')
 
 
+def is_edge_layer(path: Sequence[str]) -> bool:
+  """Whether the layer at `path` in a U-Net's parameters touches the image.
+
+  The encoder's first convolution reads the image, and each decoder's last
+  (1x1) convolution writes an estimate; every other layer is hidden.
+  `path` is the layer's module names, e.g. ``('digit_decoder', 'Conv_0')``.
+  """
+  path = tuple(path)
+  return path == ('ConvBlock_0', 'Conv_0') or (
+      len(path) == 2 and path[0].endswith('decoder') and path[1] == 'Conv_0')
+
+
 class ConvBlock(nn.Module):
   """Two 3x3 convolutions, each followed by normalisation and activation."""
   features: int
   norm: str = 'batch'
   conv: ModuleDef = nn.Conv
   activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
+  dtype: Any = None  # The normalisation's output; None: float32.
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -31,7 +44,7 @@ class ConvBlock(nn.Module):
     for i in range(2):
       x = self.conv(self.features, (3, 3), use_bias=use_bias,
                     name=f'Conv_{i}')(x)
-      x = self.activation(norm_layer(self.norm, train)(x))
+      x = self.activation(norm_layer(self.norm, train, self.dtype)(x))
     return x
 
 
@@ -79,6 +92,7 @@ class UNetDecoder(nn.Module):
   conv: ModuleDef = nn.Conv
   conv_transpose: ModuleDef = nn.ConvTranspose
   activation: Callable[[jnp.ndarray], jnp.ndarray] = nn.relu
+  dtype: Any = None
 
   @nn.compact
   def __call__(self, h: jnp.ndarray, skips: Sequence[jnp.ndarray],
@@ -90,7 +104,7 @@ class UNetDecoder(nn.Module):
                               name=f'UpConv2x_{i}')(h)
       h = jnp.concatenate([h, skip], axis=-1)
       h = ConvBlock(features, self.norm, self.conv, self.activation,
-                    name=f'ConvBlock_{i}')(h, train)
+                    self.dtype, name=f'ConvBlock_{i}')(h, train)
     h = self.conv(self.out_channels, (1, 1), name='Conv_0')(h)
     # The estimates, and the head's projections after them, in float32.
     return nn.sigmoid(h.astype(jnp.float32))
@@ -151,17 +165,17 @@ class UNet(nn.Module):
     skips = []
     h = space_to_depth(x, self.patch_size).astype(self.dtype)
     for i, features in enumerate(self.widths[:-1]):
-      h = ConvBlock(features, self.norm, conv, act, name=f'ConvBlock_{i}')(
-          h, train)
+      h = ConvBlock(features, self.norm, conv, act, self.dtype,
+                    name=f'ConvBlock_{i}')(h, train)
       skips.append(h)
       h = nn.max_pool(h, (2, 2), strides=(2, 2))
-    h = ConvBlock(self.widths[-1], self.norm, conv, act,
+    h = ConvBlock(self.widths[-1], self.norm, conv, act, self.dtype,
                   name=f'ConvBlock_{len(skips)}')(h, train)
     if self.attention_heads:
       h = GlobalAttention(self.attention_heads, name='GlobalAttention_0')(h)
     decoder = functools.partial(UNetDecoder, self.widths, norm=self.norm,
                                 conv=conv, conv_transpose=conv_transpose,
-                                activation=act)
+                                activation=act, dtype=self.dtype)
     area = self.patch_size ** 2
     image_channels = 0 if self.head == 'derive' else 3
     if self.decoders == 'shared':
