@@ -225,7 +225,7 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  from mixae_jax import platform  # pylint: disable=g-import-not-at-top
-  platform.apply_process_tuning()  # As launch.py: before JAX starts.
+  from mixae_jax import tuning  # pylint: disable=g-import-not-at-top
+  tuning.apply_process_tuning()  # As launch.py: before JAX starts.
   define_flags()
   app.run(main)

@@ -1,7 +1,7 @@
 """Separation quality of every design, side by side, on the eval protocol.
 
   python -m benchmarks.quality                      # the zoo table (~30 min on 2 cores)
-  python -m benchmarks.quality --set=levers         # the lever ablation (~3.3 h)
+  python -m benchmarks.quality --set=compute        # designs at equal time (~30 min)
   python -m benchmarks.quality --reuse              # only train rows not yet done
 
 Each row is trained by ``launch.py`` with the same budget (``--steps`` steps
@@ -38,18 +38,17 @@ from absl import flags
 import numpy as np
 
 from benchmarks import step_time
-from mixae_jax import config_io, metrics, platform
+from mixae_jax import config_io, metrics, tuning
 from mixae_jax.data import pipeline, preprocessing
 from mixae_jax.inference import Separator
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('set', 'zoo', ['zoo', 'levers', 'compute'],
+flags.DEFINE_enum('set', 'zoo', ['zoo', 'compute'],
                   'zoo: the reference designs and the default model; '
-                  'levers: the default model family with one change per row; '
-                  'compute: candidate families and recipes at equal '
-                  'training time (--seconds).')
+                  'compute: designs and recipes at equal training time '
+                  '(--seconds).')
 flags.DEFINE_list('rows', [], 'Only these rows (default: all of the set).')
 flags.DEFINE_integer('steps', 1000, 'Training steps per row (the budget).')
 flags.DEFINE_integer('batch_size', 64, 'Mixtures per step (the budget).')
@@ -60,7 +59,7 @@ flags.DEFINE_integer('single_pair_steps', 10_000,
                      'Steps of the single-pair experiment (batch 1).')
 flags.DEFINE_integer('eval_pairs', None,
                      'Eval pairs per row (default: 10,000 for the zoo, the '
-                     'first 2,000 of them for the levers).')
+                     'first 2,000 of them at equal time).')
 flags.DEFINE_string('root', 'runs/quality', 'Where the rows train.')
 flags.DEFINE_string('released', 'pretrained/dual',
                     'Released model to score (zoo set); "" skips it.')
@@ -92,197 +91,36 @@ ZOO = [
     Row('dual', 'configs/dual.py', 'default: U-Net, shared encoder, twin decoders'),
 ]
 
-# The default family at the quick width, one lever changed per row. Each row
-# names every lever it sets, so a later change of default leaves it as it was:
-# _ORIGINAL holds the levers' values before any of them was adopted (MSE
-# loss, no EMA, GroupNorm, configs/quick.py's first peak learning rate).
-_ORIGINAL = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
-             'model.norm': 'group', 'optimizer.learning_rate': 2e-3}
-_GREY = {'model.head': 'consistent', 'model.digit_channels': 1}
-LEVERS = [
-    Row('twin', 'configs/quick.py', 'twin decoders, outputs as they are',
-        {'model.head': 'twin', 'model.digit_channels': 3, **_ORIGINAL}),
-    Row('consistent', 'configs/quick.py',
-        'twin; projected so that their mean is the mixture',
-        {'model.head': 'consistent', 'model.digit_channels': 3, **_ORIGINAL}),
-    Row('twin_digit1', 'configs/quick.py',
-        'twin; grey (1-channel) digit decoder',
-        {'model.head': 'twin', 'model.digit_channels': 1, **_ORIGINAL}),
-    Row('derive1', 'configs/quick.py',
-        'one grey digit decoder; image = 2m - digit',
-        {'model.head': 'derive', 'model.digit_channels': 1, **_ORIGINAL}),
-    Row('consistent_grey', 'configs/quick.py',
-        'twin, grey digit; projected: digit grey, mean = mixture',
-        {**_GREY, **_ORIGINAL}),
-    # The same but for the seed: how far a row moves by chance.
-    Row('consistent_grey_seed1', 'configs/quick.py',
-        'consistent_grey, seed 1 (run-to-run spread)',
-        {**_GREY, **_ORIGINAL, 'seed': 1}),
-] + [
-    Row(f'ssim{w:g}', 'configs/quick.py',
-        f'consistent_grey + {w} x (1 - SSIM) per source in the loss',
-        {**_GREY, **_ORIGINAL, 'loss.ssim_weight': w})
-    for w in (0.01, 0.05, 0.2, 1.0)
-] + [
-    Row('ema0.999', 'configs/quick.py',
-        'ssim0.2 + eval on an EMA of the parameters (decay 0.999, ramped)',
-        {**_GREY, **_ORIGINAL, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.999}),
-    Row('batchnorm', 'configs/quick.py',
-        'ssim0.2 with BatchNorm instead of GroupNorm',
-        {**_GREY, **_ORIGINAL, 'loss.ssim_weight': 0.2, 'model.norm': 'batch'}),
-]
-# The levers below change one thing of the adopted family (the batchnorm row:
-# configs/dual.py's model and loss at the quick width and learning rate).
-_ADOPTED = {**_GREY, **_ORIGINAL, 'loss.ssim_weight': 0.2,
-            'model.norm': 'batch', 'model.widths': (16, 32, 64, 128),
-            'optimizer.schedule': 'cosine', 'optimizer.learning_rate': 2e-3}
-LEVERS += [
-    Row('wide', 'configs/quick.py',
-        'batchnorm at full width, (32, 64, 128, 256) as configs/dual.py',
-        {**_ADOPTED, 'model.widths': (32, 64, 128, 256)}),
-    Row('deep', 'configs/quick.py',
-        'batchnorm with a fifth level, (16, 32, 64, 128, 256): 2x2 bottleneck',
-        {**_ADOPTED, 'model.widths': (16, 32, 64, 128, 256)}),
-    Row('constant_lr', 'configs/quick.py',
-        'batchnorm with a constant learning rate after the warm-up, no cosine',
-        {**_ADOPTED, 'optimizer.schedule': 'constant'}),
-    Row('lr1e-3', 'configs/quick.py',
-        'batchnorm at peak learning rate 1e-3 (configs/dual.py\'s until 4e-3), not 2e-3',
-        {**_ADOPTED, 'optimizer.learning_rate': 1e-3}),
-] + [
-    Row(f'lr{text}', 'configs/quick.py',
-        f'batchnorm at peak learning rate {text}, not 2e-3',
-        {**_ADOPTED, 'optimizer.learning_rate': float(text)})
-    for text in ('4e-3', '8e-3', '1.6e-2', '3.2e-2')
-] + [
-    Row('wide_lr1.6e-2', 'configs/quick.py',
-        'wide at peak learning rate 1.6e-2, not 2e-3',
-        {**_ADOPTED, 'model.widths': (32, 64, 128, 256),
-         'optimizer.learning_rate': 1.6e-2}),
-    Row('long2x', 'configs/quick.py',
-        'batchnorm trained twice as long (2,000 steps of 64)',
-        {**_ADOPTED, 'num_train_steps': 2000}),
-]
-
-
-# Quality per unit of compute: candidates for a better family, each trained
-# for the same *seconds* on this machine (--seconds; its steps are the budget
-# over its own measured step time), so a faster design gets more steps and a
-# slower one pays. _QUICK pins configs/quick.py's recipe of 2026-12-01.
-_QUICK = {**_GREY, 'loss.ssim_weight': 0.2, 'optimizer.ema_decay': 0.0,
-          'model.norm': 'batch', 'model.widths': (16, 32, 64, 128),
-          'model.attention_heads': 0, 'model.patch_size': 1, 'loss.pixel': 'mse',
-          'optimizer.schedule': 'cosine', 'optimizer.learning_rate': 1.6e-2,
-          'optimizer.warmup_steps': 100, 'optimizer.weight_decay': 0.0,
-          'optimizer.grad_clip_norm': 0.0, 'batch_size': 64, 'dtype': 'float32',
-          'optimizer.name': 'adam', 'model.activation': 'relu',
-          'model.decoders': 'twin'}
-# configs/quick.py's recipe from the afternoon of 2026-12-01; since 2026-12-02
-# it also takes the L1 loss and weight decay 0.05 (muon_gelu_l1_wd0.05).
-_MUON_GELU = {**_QUICK, 'optimizer.name': 'muon', 'model.activation': 'gelu'}
-# configs/quick.py's recipe of 2026-12-02.
-_MUON_GELU_L1 = {**_MUON_GELU, 'loss.pixel': 'l1',
-                 'optimizer.weight_decay': 0.05}
+# Quality per unit of compute: designs and recipes trained for the same
+# *seconds* on this machine (--seconds; each row's steps are the budget over
+# its own measured step time), so a faster design gets more steps and a
+# slower one pays. _QUICK pins configs/quick.py's recipe of 2026-12-05, so
+# that a later change of the config leaves the rows as they were. The rows
+# of the levers measured before (GroupNorm, EMA, the PSNR loss, patches,
+# attention, ...) are in docs/levers.md, with the commit (c59ab19) that
+# still has their options.
+_QUICK = {'model.widths': (16, 32, 64, 128), 'model.digit_channels': 1,
+          'model.head': 'consistent', 'model.activation': 'gelu',
+          'model.decoders': 'twin', 'dtype': 'float32', 'batch_size': 64,
+          'optimizer.name': 'muon', 'optimizer.learning_rate': 1.6e-2,
+          'optimizer.schedule': 'cosine', 'optimizer.warmup_steps': 100,
+          'optimizer.weight_decay': 0.05, 'optimizer.grad_clip_norm': 0.0,
+          'loss.pixel': 'l1', 'loss.ssim_weight': 0.2}
 COMPUTE = [
-    Row('quick', 'configs/quick.py', "configs/quick.py's family and recipe "
-        '(U-Net 16-128, batch 64, Adam 1.6e-2)', _QUICK),
+    Row('quick', 'configs/quick.py', "configs/quick.py's design and recipe "
+        '(twin decoders, Muon, GELU, L1 + SSIM)', _QUICK),
     Row('quick_seed1', 'configs/quick.py', 'quick, seed 1 (run-to-run spread)',
         {**_QUICK, 'seed': 1}, timed_as='quick'),
-    Row('psnr_loss', 'configs/quick.py',
-        'quick with the PSNR pixel loss (loss.pixel=psnr)',
-        {**_QUICK, 'loss.pixel': 'psnr'}, timed_as='quick'),
-    Row('patch2', 'configs/quick.py',
-        'quick on 2x2 patches folded into channels (16x16x12 in), levels '
-        '32-64-128 at 16, 8 and 4',
-        {**_QUICK, 'model.patch_size': 2, 'model.widths': (32, 64, 128)}),
-    Row('patch2_wide', 'configs/quick.py',
-        'patch2 at 1.5x the width (48-96-192): the quick step time',
-        {**_QUICK, 'model.patch_size': 2, 'model.widths': (48, 96, 192)}),
-    Row('batch32', 'configs/quick.py', 'quick at batch 32 (more, smaller steps)',
-        {**_QUICK, 'batch_size': 32}),
-    Row('attention', 'configs/quick.py',
-        'quick + 4-head self-attention at the 4x4 bottleneck',
-        {**_QUICK, 'model.attention_heads': 4}),
-    Row('adamw', 'configs/quick.py',
-        'quick with AdamW, weight decay 0.01 on kernels only',
-        {**_QUICK, 'optimizer.weight_decay': 0.01}, timed_as='quick'),
-    Row('clip_lr3.2e-2', 'configs/quick.py',
-        'quick with gradient clipping at norm 1, peak 3.2e-2, 300 warm-up steps',
-        {**_QUICK, 'optimizer.grad_clip_norm': 1.0,
-         'optimizer.learning_rate': 3.2e-2, 'optimizer.warmup_steps': 300},
-        timed_as='quick'),
-    # Not at equal time: the quick row's steps in bfloat16, for what mixed
-    # precision costs in quality (its home is a GPU; XLA:CPU is no faster).
-    Row('bf16', 'configs/quick.py',
-        "quick in bfloat16 (config.dtype), at quick's steps, not its time",
-        {**_QUICK, 'dtype': 'bfloat16'}, timed_as='quick'),
-    Row('wide', 'configs/quick.py',
-        'quick at full width (32-256, as configs/dual.py)',
-        {**_QUICK, 'model.widths': (32, 64, 128, 256)}),
-    Row('muon', 'configs/quick.py',
-        'quick with Muon for the convolution kernels (Adam for the rest)',
-        {**_QUICK, 'optimizer.name': 'muon'}),
-    Row('muon_lr3.2e-2', 'configs/quick.py', 'muon at peak 3.2e-2',
-        {**_QUICK, 'optimizer.name': 'muon', 'optimizer.learning_rate': 3.2e-2},
-        timed_as='muon'),
-    Row('muon_b128', 'configs/quick.py', 'muon at batch 128 (fewer, larger steps)',
-        {**_QUICK, 'optimizer.name': 'muon', 'batch_size': 128}),
-    Row('muon_w24', 'configs/quick.py', 'muon at 1.5x the width (24-192)',
-        {**_QUICK, 'optimizer.name': 'muon', 'model.widths': (24, 48, 96, 192)}),
-    Row('muon_wide', 'configs/quick.py',
-        'muon at full width (32-256, as configs/dual.py)',
-        {**_QUICK, 'optimizer.name': 'muon', 'model.widths': (32, 64, 128, 256)}),
-    Row('muon_b32', 'configs/quick.py', 'muon at batch 32 (more, smaller steps)',
-        {**_QUICK, 'optimizer.name': 'muon', 'batch_size': 32}),
-    Row('muon_silu', 'configs/quick.py', 'muon with SiLU in place of ReLU',
-        {**_QUICK, 'optimizer.name': 'muon', 'model.activation': 'silu'}),
-    Row('muon_gelu', 'configs/quick.py', 'muon with GELU (tanh form) in place of ReLU',
-        _MUON_GELU),
-    Row('muon_seed1', 'configs/quick.py', 'muon, seed 1 (run-to-run spread)',
-        {**_QUICK, 'optimizer.name': 'muon', 'seed': 1}, timed_as='muon'),
-    Row('muon_gelu_psnr', 'configs/quick.py',
-        'muon_gelu with the PSNR pixel loss (loss.pixel=psnr)',
-        {**_MUON_GELU, 'loss.pixel': 'psnr'}, timed_as='muon_gelu'),
-    Row('muon_gelu_ssim1', 'configs/quick.py',
-        'muon_gelu with 1.0 x (1 - SSIM) in the loss, not 0.2',
-        {**_MUON_GELU, 'loss.ssim_weight': 1.0}, timed_as='muon_gelu'),
-    Row('muon_gelu_wd0.05', 'configs/quick.py',
-        'muon_gelu with weight decay 0.05 on the orthogonalised kernels',
-        {**_MUON_GELU, 'optimizer.weight_decay': 0.05}, timed_as='muon_gelu'),
-    Row('muon_gelu_seed1', 'configs/quick.py', 'muon_gelu, seed 1 (the spread)',
-        {**_MUON_GELU, 'seed': 1}, timed_as='muon_gelu'),
-    Row('muon_gelu_l1', 'configs/quick.py',
-        'muon_gelu with the L1 pixel loss (loss.pixel=l1)',
-        {**_MUON_GELU, 'loss.pixel': 'l1'}, timed_as='muon_gelu'),
-    Row('muon_gelu_l3', 'configs/quick.py',
-        'muon_gelu with three levels (16-32-64: an 8x8 bottleneck)',
-        {**_MUON_GELU, 'model.widths': (16, 32, 64)}),
-    Row('muon_gelu_top24', 'configs/quick.py',
-        'muon_gelu with 24 channels at full resolution (24-32-64-128)',
-        {**_MUON_GELU, 'model.widths': (24, 32, 64, 128)}),
-    Row('muon_gelu_l1_wd0.05', 'configs/quick.py',
-        'muon_gelu with the L1 pixel loss and weight decay 0.05 (both above)',
-        {**_MUON_GELU, 'loss.pixel': 'l1', 'optimizer.weight_decay': 0.05},
-        timed_as='muon_gelu'),
-    Row('muon_gelu_l1_wd0.05_seed1', 'configs/quick.py',
-        'muon_gelu_l1_wd0.05, seed 1 (the spread)',
-        {**_MUON_GELU_L1, 'seed': 1}, timed_as='muon_gelu'),
     Row('shared', 'configs/quick.py',
-        'muon_gelu_l1_wd0.05 with one shared decoder for both sources '
-        '(model.decoders=shared)',
-        {**_MUON_GELU_L1, 'model.decoders': 'shared'}),
+        'quick with one shared decoder for both sources '
+        '(model.decoders=shared)', {**_QUICK, 'model.decoders': 'shared'}),
     Row('shared_seed1', 'configs/quick.py', 'shared, seed 1 (the spread)',
-        {**_MUON_GELU_L1, 'model.decoders': 'shared', 'seed': 1},
-        timed_as='shared'),
-    Row('shared_w20', 'configs/quick.py',
-        'shared at 1.25x the width (20-40-80-160)',
-        {**_MUON_GELU_L1, 'model.decoders': 'shared',
-         'model.widths': (20, 40, 80, 160)}),
-    Row('muon_gelu_l1_wd0.05_w12', 'configs/quick.py',
-        'muon_gelu_l1_wd0.05 at 0.75x the width (12-24-48-96)',
-        {**_MUON_GELU_L1, 'model.widths': (12, 24, 48, 96)}),
+        {**_QUICK, 'model.decoders': 'shared', 'seed': 1}, timed_as='shared'),
+    Row('adam', 'configs/quick.py',
+        'quick with Adam (AdamW, weight decay 0.05 on kernels) for every '
+        'parameter', {**_QUICK, 'optimizer.name': 'adam'}, timed_as='quick'),
 ]
-SETS = {'zoo': ZOO, 'levers': LEVERS, 'compute': COMPUTE}
+SETS = {'zoo': ZOO, 'compute': COMPUTE}
 
 
 _STEP_SECONDS: dict[str, float] = {}
@@ -336,16 +174,6 @@ def _load_config(path: str):
       'configs.' + pathlib.Path(path).stem).get_config()
 
 
-# What the code uses for a config field that a run saved before the field
-# existed (the `.get` defaults in mixae_jax), so such runs can be reused.
-_ABSENT_MEANS = {'loss.ssim_weight': 0.0, 'optimizer.ema_decay': 0.0,
-                 'data.train_pairs': 0, 'init_from': '',
-                 'task': 'separate', 'model.head': 'twin', 'loss.pixel': 'mse',
-                 'model.attention_heads': 0, 'model.patch_size': 1,
-                 'dtype': 'float32', 'optimizer.name': 'adam',
-                 'model.activation': 'relu'}
-
-
 def with_settings(config, settings: dict[str, Any]):
   """A copy of `config` with dotted `settings` set, as ``--config.<key>=``
   would; like that flag, it refuses a key the config lacks (KeyError)."""
@@ -364,8 +192,6 @@ def with_settings(config, settings: dict[str, Any]):
 def _get(config, key: str):
   node = config
   for part in key.split('.'):
-    if part not in node:
-      return _ABSENT_MEANS.get(key)
     node = node[part]
   return node
 
@@ -386,8 +212,8 @@ _CADENCE = ('eval.every_steps', 'eval.periodic_num_pairs', 'eval.batch_size',
 # Model fields that only the U-Net reads (models.create_model): the reference
 # designs' layers are fixed, so a change of these defaults leaves them as they
 # were.
-_UNET_ONLY = ('model.widths', 'model.norm', 'model.digit_channels',
-              'model.head', 'model.attention_heads', 'model.patch_size',
+_UNET_ONLY = ('model.widths', 'model.digit_channels', 'model.head',
+              'model.digit_resized_from', 'model.activation', 'model.decoders',
               'dtype')
 
 
@@ -395,7 +221,8 @@ def _already_done(workdir: pathlib.Path, config, settings: dict[str, Any],
                   reuse: bool) -> bool:
   """Whether `workdir` holds this row's run: every field that shapes the
   result (model, loss, optimizer, seed, budget, eval pairs) as the row sets it
-  now, a field the run predates counting as the code's default for it."""
+  now, a field the run predates counting as its upgrade table's value
+  (`config_io.load`)."""
   metrics_file = workdir / 'eval' / 'metrics.json'
   if not (reuse and metrics_file.is_file()):
     return False
@@ -598,5 +425,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  platform.apply_process_tuning()  # As launch.py: --set=compute times steps.
+  tuning.apply_process_tuning()  # As launch.py: --set=compute times steps.
   app.run(main)

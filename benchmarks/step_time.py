@@ -3,7 +3,7 @@
   python -m benchmarks.step_time --config=configs/dual.py
   python -m benchmarks.step_time --config=configs/quick.py --config.optimizer.name=adam
 
-Times the trainer's own step (`train.make_step_fn`: in-step pair sampling,
+Times the trainer's own step (`steps.make_step_fn`: in-step pair sampling,
 the network, the loss with its SSIM term, the config's optimizer, Muon's
 Newton-Schulz products included) on synthetic uint8 sources, one device,
 after compiling; with the platform tuning applied as ``launch.py`` applies
@@ -26,7 +26,7 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from mixae_jax import config_io, platform, train
+from mixae_jax import config_io, steps, train_state, tuning
 from mixae_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -53,8 +53,8 @@ def step_seconds(config: ml_collections.ConfigDict, steps: int = 20
       digits=jax.numpy.asarray(rng.integers(0, 256, (1000, 28, 28), np.uint8)),
       images=jax.numpy.asarray(
           rng.integers(0, 256, (1000, 32, 32, 3), np.uint8)))
-  state = train.create_train_state(config)
-  step_fn = train.make_step_fn(config)
+  state = train_state.create_train_state(config)
+  step_fn = steps.make_step_fn(config)
   start = time.perf_counter()
   state, m = step_fn(state, pool)  # Compile.
   jax.block_until_ready(m)
@@ -77,8 +77,8 @@ def main(argv: list[str]) -> None:
   record = {
       'config': config_flags.get_config_filename(FLAGS['config']),
       'device': jax.devices()[0].device_kind,
-      'batch_size': config.batch_size, 'dtype': config.get('dtype', 'float32'),
-      'optimizer': config.optimizer.get('name', 'adam'),
+      'batch_size': config.batch_size, 'dtype': config.dtype,
+      'optimizer': config.optimizer.name,
       'step_s': round(step_s, 6), 'steps_per_s': round(1 / step_s, 2),
       'compile_s': round(compile_s, 1)}
   print(f'{record["config"]}: {step_s * 1e3:.1f} ms per step of '
@@ -89,5 +89,5 @@ def main(argv: list[str]) -> None:
 
 if __name__ == '__main__':
   _define_flags()
-  platform.apply_process_tuning()  # As launch.py trains.
+  tuning.apply_process_tuning()  # As launch.py trains.
   app.run(main)

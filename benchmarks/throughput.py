@@ -17,7 +17,7 @@ The last line is one JSON object for scripts:
 ``{"seed004": {"jax_img_s", "torch_img_s", "ratio", ...}, "unet": {...}}``.
 
 It runs as ``launch.py`` trains: the platform tuning of
-`mixae_jax.platform` (process settings, then the backend's layer forms) is
+`mixae_jax.tuning` (process settings, then the backend's layer forms) is
 applied first, unless ``MIXAE_PLATFORM_TUNING=0``. ``--layer_forms=both``
 times the models with flax's layers and with the CPU forms side by side
 (rows ``jax_flax`` and ``jax_cpu_forms``).
@@ -26,6 +26,7 @@ On a machine with a GPU both frameworks run there (``--torch_device``; JAX
 takes its default device); benchmarks/device_check.sh is the one-call GPU run.
 """
 
+import functools
 import json
 import os
 import platform as host
@@ -38,7 +39,7 @@ import jax
 import numpy as np
 
 from configs import dual
-from mixae_jax import inference, models, platform, train
+from mixae_jax import inference, losses, models, steps, train_state, tuning
 from mixae_jax.data import preprocessing
 
 FLAGS = flags.FLAGS
@@ -62,14 +63,14 @@ flags.DEFINE_float('peak_tflops', 0.0,
                    'TF32); > 0 adds the fraction of it each JAX step reaches.')
 flags.DEFINE_enum('layer_forms', 'auto', ['auto', 'flax', 'cpu', 'both'],
                   "JAX models' layers: 'auto' as the trainer picks them "
-                  "(platform.layer_forms), 'flax', the CPU forms, or 'both' "
+                  "(tuning.layer_forms), 'flax', the CPU forms, or 'both' "
                   'side by side.')
 
 
 def layer_forms(kind: str) -> dict:
   """The layer constructors for ``--layer_forms`` (one kind, not 'both')."""
-  return {'auto': platform.layer_forms(), 'flax': {},
-          'cpu': dict(platform.CPU_LAYER_FORMS)}[kind]
+  return {'auto': tuning.layer_forms(), 'flax': {},
+          'cpu': dict(tuning.CPU_LAYER_FORMS)}[kind]
 
 
 def network_config(name: str):
@@ -123,10 +124,12 @@ class JaxTrain:
                dtype: str = 'float32'):
     config = network_config(name)
     model = models.create_model(config.model, dtype, **layer_forms(forms))
-    self.state = train.create_train_state(config, model)
+    self.state = train_state.create_train_state(config, model)
     self.batch = fixed_batch(batch_size)
     self.key = jax.random.key(0)
-    self.step_fn = jax.jit(train.train_step, donate_argnums=0)
+    self.step_fn = jax.jit(functools.partial(
+        steps.train_step, settings=losses.LossSettings.from_config(config)),
+        donate_argnums=0)
     lowered = self.step_fn.lower(self.state, self.batch, self.key)
     # The model's FLOPs, from the HLO before the backend rewrites it: once
     # compiled for a GPU, the convolutions become cuDNN calls that XLA's cost
@@ -147,8 +150,8 @@ class JaxTrain:
 class JaxInfer:
   def __init__(self, name: str, batch_size: int, forms: str = 'auto'):
     config = network_config(name)
-    model = models.create_model(config.model, **layer_forms(forms))
-    state = train.create_train_state(config, model)
+    model = models.create_model(config.model, 'float32', **layer_forms(forms))
+    state = train_state.create_train_state(config, model)
     self.state = inference.InferenceState(state.apply_fn, state.params,
                                           state.batch_stats)
     self.x = fixed_batch(batch_size).mixture
@@ -184,8 +187,7 @@ class TorchTrain:
     model = dual.get_config().model
     self.model = (torch_models.Seed004() if name == 'seed004' else
                   torch_models.UNet(tuple(model.widths), model.digit_channels,
-                                    model.head, model.norm,
-                                    model.digit_resized_from))
+                                    model.head, model.digit_resized_from))
     self.model.to(self.device).train()
     self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
     b = fixed_batch(batch_size)
@@ -389,5 +391,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  platform.apply_process_tuning()  # As launch.py: before JAX starts.
+  tuning.apply_process_tuning()  # As launch.py: before JAX starts.
   app.run(main)

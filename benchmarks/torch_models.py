@@ -46,35 +46,23 @@ class Seed004(nn.Module):
     return self.digit(z), self.image(z)
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
-  """`mixae_jax.models.layers.norm_layer` in PyTorch: the same groups, momentum and eps."""
-  if kind == 'batch':
-    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1)
-  if kind == 'group':
-    return nn.GroupNorm(max(1, min(8, channels // 4)), channels, eps=1e-6)
-  if kind == 'none':
-    return nn.Identity()
-  raise ValueError(f'norm {kind!r} is unknown; use batch, group or none')
-
-
 class ConvBlock(nn.Sequential):
-  def __init__(self, cin: int, cout: int, norm: str):
-    # As in JAX, a convolution has a bias only where no norm follows it.
-    bias = norm == 'none'
-    super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=bias),
-                     _norm(norm, cout), nn.ReLU(),
-                     nn.Conv2d(cout, cout, 3, padding=1, bias=bias),
-                     _norm(norm, cout), nn.ReLU())
+  def __init__(self, cin: int, cout: int):
+    # As in JAX: no bias before a BatchNorm (PyTorch's momentum and eps).
+    super().__init__(nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                     nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1), nn.ReLU(),
+                     nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                     nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1), nn.ReLU())
 
 
 class UNetDecoder(nn.Module):
-  def __init__(self, widths: Sequence[int], out_channels: int, norm: str):
+  def __init__(self, widths: Sequence[int], out_channels: int):
     super().__init__()
     self.ups, self.blocks = nn.ModuleList(), nn.ModuleList()
     cin = widths[-1]
     for features in reversed(widths[:-1]):
       self.ups.append(nn.ConvTranspose2d(cin, features, 2, 2))
-      self.blocks.append(ConvBlock(2 * features, features, norm))
+      self.blocks.append(ConvBlock(2 * features, features))
       cin = features
     self.head = nn.Conv2d(cin, out_channels, 1)
 
@@ -85,12 +73,12 @@ class UNetDecoder(nn.Module):
 
 
 class UNet(nn.Module):
-  """See `mixae_jax.models.unet.UNet` (by default BatchNorm, a grey digit and the
+  """See `mixae_jax.models.unet.UNet` (by default a grey digit and the
   'consistent' head, as configs/dual.py)."""
 
   def __init__(self, widths: Sequence[int] = (32, 64, 128, 256),
                digit_channels: int = 1, head: str = 'consistent',
-               norm: str = 'batch', digit_resized_from: int = 28):
+               digit_resized_from: int = 28):
     super().__init__()
     if head not in ('twin', 'consistent'):
       raise ValueError(f'head {head!r}: only twin and consistent are built here')
@@ -107,11 +95,11 @@ class UNet(nn.Module):
     self.encoders = nn.ModuleList()
     cin = 3
     for features in widths[:-1]:
-      self.encoders.append(ConvBlock(cin, features, norm))
+      self.encoders.append(ConvBlock(cin, features))
       cin = features
-    self.bottleneck = ConvBlock(cin, widths[-1], norm)
-    self.digit = UNetDecoder(widths, digit_channels, norm)
-    self.image = UNetDecoder(widths, 3, norm)
+    self.bottleneck = ConvBlock(cin, widths[-1])
+    self.digit = UNetDecoder(widths, digit_channels)
+    self.image = UNetDecoder(widths, 3)
 
   def forward(self, x):
     skips, h = [], x

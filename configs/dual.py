@@ -31,25 +31,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = 'unet'
   # U-Net channels per level, from 32x32 down; the last is the bottleneck.
   config.model.widths = (32, 64, 128, 256)
-  # Normalisation after each convolution: 'batch', 'group' or 'none'.
-  config.model.norm = 'batch'
   # Channels the digit decoder predicts: 1 (grey, repeated to RGB) or 3.
   config.model.digit_channels = 1
   # How the decoders' outputs become the two estimates: 'consistent'
   # (projected so that their mean is the mixture, both in [0, 1], the digit
-  # grey), 'twin' (as they are) or 'derive' (one digit decoder; image =
-  # 2 * mixture - digit). U-Net only.
+  # grey) or 'twin' (as they are). U-Net only.
   config.model.head = 'consistent'
   # The size the true digits were upsampled from (28: MNIST), which the
   # 'consistent' head projects onto; 0: not known (digits drawn at 32x32).
   config.model.digit_resized_from = 28
-  # Heads of a self-attention layer at the bottleneck (global context for
-  # every position); 0: none. Must divide the bottleneck width.
-  config.model.attention_heads = 0
-  # 1, or 2 to fold each 2x2 patch of the input into channels first (every
-  # level at half the resolution) and unfold the outputs at the end.
-  config.model.patch_size = 1
-  # The nonlinearity after each normalisation: 'relu', 'silu' or 'gelu'.
+  # The nonlinearity after each BatchNorm: 'relu' or 'gelu' (tanh form).
   config.model.activation = 'relu'
   # 'twin' (one decoder per source) or 'shared' (one decoder predicting both
   # sources' channels, at half the decoders' cost).
@@ -83,8 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_train_steps = 60_000
 
   config.optimizer = ml_collections.ConfigDict()
-  # 'muon' (Muon's orthogonalised momentum for the convolution kernels, Adam
-  # for the rest), or 'adam' (AdamW when weight_decay > 0).
+  # 'muon' (Muon's orthogonalised momentum for the hidden convolution
+  # kernels, Adam for the rest; U-Net only), or 'adam' (AdamW when
+  # weight_decay > 0).
   config.optimizer.name = 'muon'
   # Peak learning rate (Muon's steps are scaled to Adam's size: one rate
   # serves both).
@@ -99,25 +91,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.weight_decay = 0.0
   # Clip gradients to this global norm; 0 disables clipping.
   config.optimizer.grad_clip_norm = 0.0
-  # Decay of an exponential moving average of the parameters, which eval and
-  # export then use instead of the raw ones; 0 keeps none.
-  config.optimizer.ema_decay = 0.0
 
   config.loss = ml_collections.ConfigDict()
   # loss = digit_weight * L(digit) + image_weight * L(CIFAR image), where
   # L = P + ssim_weight * (1 - SSIM) and P is the pixel term below.
-  # The pixel term: 'mse' (mean squared error), 'psnr' (the gradient of the
-  # mean per-image PSNR, which the eval reports) or 'l1' (the gradient of the
-  # mean absolute error); the last two at the MSE's scale.
+  # The pixel term: 'mse' (mean squared error) or 'l1' (the gradient of the
+  # mean absolute error, at the MSE's scale).
   config.loss.pixel = 'mse'
+  # Weight of the digit's loss.
   config.loss.digit_weight = 1.0
+  # Weight of the image's loss.
   config.loss.image_weight = 1.0
-  # Weight of the (1 - SSIM) term (dm-pix SSIM, as in the eval); 0: MSE only.
+  # Weight of the (1 - SSIM) term (dm-pix SSIM, as in the eval); 0: none.
   config.loss.ssim_weight = 0.2
-  # The (1 - SSIM) weight of one output alone, in place of ssim_weight
-  # (None: ssim_weight).
-  config.loss.digit_ssim_weight = ml_collections.config_dict.placeholder(float)
-  config.loss.image_ssim_weight = ml_collections.config_dict.placeholder(float)
 
   config.eval = ml_collections.ConfigDict()
   # Fixed eval pairs drawn from the test splits (data.pipeline.pairing).

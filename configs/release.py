@@ -29,8 +29,9 @@ def get_config(stage: str = 'pretrain') -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 1 if finetune else 0
   config.task = 'separate'
+  config.dtype = 'float32'
   config.model = ml_collections.ConfigDict(dict(
-      name='unet', widths=(32, 64, 128, 256), norm='batch', digit_channels=1,
+      name='unet', widths=(32, 64, 128, 256), digit_channels=1,
       head='consistent', digit_resized_from=28, activation='relu',
       decoders='twin'))
   config.data = ml_collections.ConfigDict(dict(
@@ -43,9 +44,9 @@ def get_config(stage: str = 'pretrain') -> ml_collections.ConfigDict:
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adam', learning_rate=4e-3 if finetune else 1e-3, schedule='cosine',
       warmup_steps=100 if finetune else 1000, final_lr_fraction=0.01,
-      weight_decay=0.0, grad_clip_norm=0.0, ema_decay=0.0))
+      weight_decay=0.0, grad_clip_norm=0.0))
   config.loss = ml_collections.ConfigDict(dict(
-      digit_weight=1.0, image_weight=1.0, ssim_weight=0.2))
+      pixel='mse', digit_weight=1.0, image_weight=1.0, ssim_weight=0.2))
   config.eval = ml_collections.ConfigDict(dict(
       num_pairs=10_000, pairing_seed=0, batch_size=500,
       every_steps=6000 if finetune else 9000, periodic_num_pairs=2000))

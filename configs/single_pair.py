@@ -4,10 +4,9 @@
 
 One (digit, image) training pair, batch 1, 10,000 steps (the report's
 10,000 epochs of its one image) of reference 002's mixture autoencoder. With
-no access to the originals it can only return the mixture it learned, so
-each source's score is about the mixture baseline's; the report's 44.55 dB
-came from ``2 * reconstruction - the other original``, an oracle that uses
-the answer (benchmarks/quality.py prints it, labelled as such).
+no access to the originals it can only return the mixture it learned; the
+report's separation figure used the other original, i.e. the answer
+(README, "Results", and docs/levers.md, where it is set beside ours).
 """
 
 import ml_collections

@@ -5,7 +5,7 @@ Public API:
   * `make_mixtures`: the task's preprocessing, uint8 sources -> mixtures.
 
 Importing the package only defines things: platform tuning
-(`mixae_jax.platform`) is applied by the command line alone.
+(`mixae_jax.tuning`) is applied by the command line alone.
 """
 
 from mixae_jax.data.preprocessing import make_mixtures

@@ -4,16 +4,18 @@ Checkpoints live in ``<workdir>/checkpoints/<step>``. Orbax writes each save to
 a temporary folder and renames it when complete, so a run killed mid-save
 leaves no half checkpoint that `latest_step` would return.
 
-Each save also records a CRC32 of the state's bytes in the checkpoint's
-metadata; a restore checks the tree's shapes before reading and the CRC after,
-so a checkpoint of another model, or one whose files were damaged, is
-refused with a clear error instead of restoring wrong numbers.
+Each save also records a CRC32 of the bytes of each of the state's fields
+(``params``, ``opt_state``, ...) in the checkpoint's metadata; a restore
+checks the tree's shapes before reading and the CRCs after, so a checkpoint
+of another model, or one whose files were damaged, is refused with a clear
+error instead of restoring wrong numbers. Nothing here knows the train
+state's fields: any dataclass or dict of arrays saves and restores.
 """
 
 import dataclasses
 import pathlib
 import zlib
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
@@ -87,7 +89,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
   """
   try:
     manager.save(step, args=ocp.args.StandardSave(state), force=True,
-                 custom_metadata={'crc32': fingerprint(state)})
+                 custom_metadata={CRC_KEY: field_fingerprints(state)})
   except Exception as e:  # pylint: disable=broad-except
     if _os_error(e) is None:
       raise
@@ -104,15 +106,47 @@ def wait(manager: ocp.CheckpointManager) -> None:
     raise _save_failed(manager, 'a checkpoint', e) from None
 
 
-def fingerprint(state: Any) -> int:
-  """CRC32 over the bytes of every array in `state`, in tree order."""
+# The metadata key of the per-field checksums. Checkpoints written before
+# them hold one CRC over the whole tree under 'crc32' (`_LEGACY_CRC_KEY`).
+CRC_KEY = 'crc32_by_field'
+_LEGACY_CRC_KEY = 'crc32'
+
+
+def fingerprint(tree: Any) -> int:
+  """CRC32 over the bytes of every array in `tree`, in tree order."""
   crc = 0
-  for leaf in jax.device_get(jax.tree.leaves(state)):
+  for leaf in jax.device_get(jax.tree.leaves(tree)):
     leaf = np.asarray(leaf)
     if np.issubdtype(leaf.dtype, np.integer):
       leaf = leaf.astype(np.int64)  # The step may come back as int32 or int64.
     crc = zlib.crc32(np.ascontiguousarray(leaf).tobytes(), crc)
   return crc
+
+
+def fields(state: Any) -> dict[str, Any]:
+  """A state's top-level fields: a dataclass's pytree fields, a dict's items."""
+  if isinstance(state, Mapping):
+    return dict(state)
+  if dataclasses.is_dataclass(state):
+    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+            if f.metadata.get('pytree_node', True)}
+  raise TypeError(f'cannot checkpoint a {type(state).__name__}: use a '
+                  'dataclass or a dict of arrays')
+
+
+def field_fingerprints(state: Any) -> dict[str, int]:
+  """`fingerprint` of each top-level field of `state`."""
+  return {name: fingerprint(value) for name, value in fields(state).items()}
+
+
+def _check_fingerprints(where: str, expected: Mapping[str, int],
+                        restored: Mapping[str, Any]) -> None:
+  """Raises CheckpointError if a restored field's CRC is not the saved one."""
+  for name, value in restored.items():
+    if name in expected and fingerprint(value) != expected[name]:
+      raise CheckpointError(
+          f'{where} is corrupt: its {name} arrays do not match the checksum '
+          'written with them; restore an earlier step or retrain')
 
 
 def _path(keys: tuple[Any, ...]) -> str:
@@ -166,23 +200,12 @@ def _read(where: str, what: str, read: Any) -> Any:
     raise CheckpointError(f'{where} is corrupt: {what}{_one_line(e)}') from None
 
 
-def _empty_fields_absent_on_disk(saved: Any, target: Any) -> list[str]:
-  """Fields of a dataclass `target` that hold no arrays and `saved` lacks.
-
-  A checkpoint written before such a field existed (``TrainState.ema_params``,
-  empty when the run keeps no moving average) still restores.
-  """
-  if not dataclasses.is_dataclass(target) or not hasattr(saved, 'keys'):
-    return []
-  on_disk = set(saved.keys())
-  return [f.name for f in dataclasses.fields(target)
-          if f.metadata.get('pytree_node', True) and f.name not in on_disk
-          and not jax.tree.leaves(getattr(target, f.name))]
-
-
 def _saved_tree(manager: ocp.CheckpointManager, step: int | None
-                ) -> tuple[int, str, dict[str, Any], int | None]:
-  """(step, its name for messages, its saved tree's metadata, its CRC).
+                ) -> tuple[int, str, dict[str, Any], Any]:
+  """(step, its name for messages, its saved tree's metadata, its CRCs).
+
+  The CRCs are a {field: CRC} dict; for a checkpoint written before
+  per-field checksums, one int; or None.
 
   Raises:
     CheckpointError: no checkpoint, or metadata that cannot be read.
@@ -194,8 +217,9 @@ def _saved_tree(manager: ocp.CheckpointManager, step: int | None
         '(--mode=train) or point --workdir at a run folder')
   where = f'checkpoint {manager.directory}/{step}'
   def metadata():
+    custom = manager.metadata(step).custom_metadata
     return (dict(manager.item_metadata(step)),
-            manager.metadata(step).custom_metadata.get('crc32'))
+            custom.get(CRC_KEY, custom.get(_LEGACY_CRC_KEY)))
   saved, crc = _read(where, 'its metadata cannot be read: ', metadata)
   return step, where, saved, crc
 
@@ -204,10 +228,16 @@ def restore(manager: ocp.CheckpointManager, target: Any,
             step: int | None = None) -> Any:
   """Restores the checkpoint at `step` (default: latest) into `target`'s shape.
 
+  A field of `target` that holds no arrays may be absent on disk (it keeps
+  its value), and a field on disk that holds none may be absent from
+  `target` (it is dropped): a state that gains or loses such a field still
+  restores its older checkpoints.
+
   Args:
     manager: from `create_manager`.
-    target: a state with the same structure, shapes and dtypes as the saved
-      one (a freshly initialised one), telling orbax what to restore into.
+    target: a state (dataclass or dict) with the same structure, shapes and
+      dtypes as the saved one (a freshly initialised one), telling orbax
+      what to restore into.
     step: which step; the latest complete one when None.
 
   Raises:
@@ -220,26 +250,25 @@ def restore(manager: ocp.CheckpointManager, target: Any,
     raise CheckpointError(
         f'{where} was saved by a different model or config: {mismatch}; use '
         'the config it was trained with (its config.json) or another --workdir')
-  absent = _empty_fields_absent_on_disk(saved, target)
-  item = target
-  if absent:  # Restore the fields the checkpoint has, keep the rest empty.
-    item = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
-            if f.metadata.get('pytree_node', True) and f.name not in absent}
+  wanted = fields(target)
+  item = {name: value for name, value in wanted.items() if name in saved}
+  # Fields on disk that the target lacks hold no arrays (else `mismatch`).
+  item.update({name: _zeros_like_saved(value) for name, value in saved.items()
+               if name not in wanted})
   restored = _read(where, '', lambda: manager.restore(
       step, args=ocp.args.StandardRestore(item)))
-  if absent:
-    restored = target.replace(**restored)
-  if expected_crc is not None and fingerprint(restored) != expected_crc:
+  restored = {name: restored[name] if name in item else value
+              for name, value in wanted.items()}
+  if isinstance(expected_crc, Mapping):
+    _check_fingerprints(where, expected_crc, restored)
+  elif expected_crc is not None and fingerprint(
+      list(restored.values())) != expected_crc:
     raise CheckpointError(
         f'{where} is corrupt: its arrays do not match the checksum written '
         'with them; restore an earlier step or retrain')
-  return restored
-
-
-# The order in which the trainer's `TrainState` lists its arrays: a full
-# checkpoint's checksum was taken over its leaves in this order.
-TRAIN_STATE_FIELDS = ('step', 'params', 'opt_state', 'batch_stats',
-                      'ema_params', 'rng')
+  if isinstance(target, Mapping):
+    return restored
+  return target.replace(**restored)
 
 
 def _zeros_like_saved(metadata: Any) -> Any:
@@ -267,8 +296,7 @@ def restore_variables(manager: ocp.CheckpointManager, variables: Any,
 
   Returns:
     ``{'params', 'batch_stats', 'step'}``, the arrays in `variables`'
-    dtypes (a release may store them as float16, `release.export`). The
-    parameters are the moving average where the run kept one.
+    dtypes (a release may store them as float16, `apps.export`).
 
   Raises:
     CheckpointError: no checkpoint, or one that is corrupt or was saved by a
@@ -284,28 +312,22 @@ def restore_variables(manager: ocp.CheckpointManager, variables: Any,
         'the config it was trained with (its config.json) or another --workdir')
   restored = _read(where, '', lambda: manager.restore(
       step, args=ocp.args.StandardRestore(_zeros_like_saved(saved))))
-  if 'opt_state' in restored:  # A training checkpoint: a TrainState's order.
-    in_order = [restored[k] for k in TRAIN_STATE_FIELDS if k in restored]
-  else:  # A release: a dict's (sorted) order.
-    in_order = restored
-  if expected_crc is not None and fingerprint(in_order) != expected_crc:
+  model = {'params': restored['params'],
+           'batch_stats': restored.get('batch_stats', {}),
+           'step': restored['step']}
+  if isinstance(expected_crc, Mapping):
+    _check_fingerprints(where, expected_crc, model)
+  elif expected_crc is not None and 'opt_state' not in restored and (
+      fingerprint(restored) != expected_crc):
+    # One CRC over a release's whole (sorted) dict. A training checkpoint of
+    # that time was summed in its train state's field order, which this
+    # generic reader does not know: it is checked when the trainer restores
+    # it whole (`restore`).
     raise CheckpointError(
         f'{where} is corrupt: its arrays do not match the checksum written '
         'with them; restore an earlier step or retrain')
-  params = restored.get('ema_params') or restored['params']
   cast = lambda x, like: np.asarray(x).astype(like.dtype)
-  return {'params': jax.tree.map(cast, params, variables['params']),
-          'batch_stats': jax.tree.map(cast, restored.get('batch_stats', {}),
+  return {'params': jax.tree.map(cast, model['params'], variables['params']),
+          'batch_stats': jax.tree.map(cast, model['batch_stats'],
                                       variables['batch_stats']),
-          'step': int(restored['step'])}
-
-
-def model_variables(state: Any) -> dict[str, Any]:
-  """The part of a train state a released model keeps.
-
-  Its parameters are the moving average where the run kept one
-  (``config.optimizer.ema_decay`` > 0): that is the model it evaluates as.
-  """
-  ema = getattr(state, 'ema_params', None)
-  return {'params': ema if ema else state.params,
-          'batch_stats': state.batch_stats, 'step': state.step}
+          'step': int(model['step'])}

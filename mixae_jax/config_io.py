@@ -8,22 +8,131 @@ import jax
 import ml_collections
 
 from mixae_jax import atomic_files
+from mixae_jax import losses
 from mixae_jax import models
 from mixae_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = 'config.json'
 SCHEDULES = ('constant', 'cosine')
 OPTIMIZERS = ('adam', 'muon')
-# What a network can be trained to do; see train.task_io.
-TASKS = ('separate', 'reconstruct_mixture', 'reconstruct_digit')
-PIXEL_LOSSES = ('mse', 'psnr', 'l1')
+TASKS = losses.TASKS
+PIXEL_LOSSES = losses.PIXEL_LOSSES
+
+# Every field of a config, by its dotted name: the fields configs/dual.py
+# sets, each with its one default there (tests/test_configs.py holds the two
+# equal). The code reads them directly, never with a fallback.
+FIELDS = (
+    'seed', 'task', 'dtype', 'init_from', 'batch_size', 'num_train_steps',
+    'log_every_steps',
+    'model.name', 'model.widths', 'model.digit_channels', 'model.head',
+    'model.digit_resized_from', 'model.activation', 'model.decoders',
+    'data.source', 'data.dir', 'data.tfds_dir', 'data.train_pairs',
+    'optimizer.name', 'optimizer.learning_rate', 'optimizer.schedule',
+    'optimizer.warmup_steps', 'optimizer.final_lr_fraction',
+    'optimizer.weight_decay', 'optimizer.grad_clip_norm',
+    'loss.pixel', 'loss.digit_weight', 'loss.image_weight', 'loss.ssim_weight',
+    'eval.num_pairs', 'eval.pairing_seed', 'eval.batch_size',
+    'eval.every_steps', 'eval.periodic_num_pairs',
+    'checkpoint.every_steps', 'checkpoint.max_to_keep',
+)
+
+# The upgrade of a config saved by an older mixae_jax (`upgrade`), in two
+# tables. A field added since the first release: the value the code had in
+# effect before the field existed, which is what such a run did.
+ADDED_FIELDS = {
+    'task': 'separate',
+    'dtype': 'float32',
+    'init_from': '',
+    'data.train_pairs': 0,
+    'model.head': 'twin',
+    'model.digit_resized_from': 0,
+    'model.activation': 'relu',
+    'model.decoders': 'twin',
+    'optimizer.name': 'adam',
+    'loss.pixel': 'mse',
+    'loss.ssim_weight': 0.0,
+}
+# A field since removed: the one value the code still computes, and the
+# last commit that has the others (docs/levers.md keeps their measurements).
+REMOVED_FIELDS = {
+    'model.norm': ('batch', 'c59ab19'),
+    'model.attention_heads': (0, 'c59ab19'),
+    'model.patch_size': (1, 'c59ab19'),
+    'optimizer.ema_decay': (0.0, 'c59ab19'),
+    'loss.digit_ssim_weight': (None, 'c59ab19'),
+    'loss.image_ssim_weight': (None, 'c59ab19'),
+}
+
+
+def _split(key: str) -> tuple[list[str], str]:
+  *parents, leaf = key.split('.')
+  return parents, leaf
+
+
+def _lookup(config: ml_collections.ConfigDict, key: str):
+  """The value at dotted `key`, or `_ABSENT`."""
+  node = config
+  for part in key.split('.'):
+    if not hasattr(node, 'keys') or part not in node:
+      return _ABSENT
+    node = node[part]
+  return node
+
+
+_ABSENT = object()
+
+
+def upgrade(config: ml_collections.ConfigDict, source: str
+            ) -> ml_collections.ConfigDict:
+  """A saved config in this version's form, through the two tables above.
+
+  Args:
+    config: as read from a run's ``config.json``.
+    source: where it came from, for the error message.
+
+  Returns:
+    A copy with every added field at its earlier value and every removed
+    field gone.
+
+  Raises:
+    ConfigError: a removed field at a value the code no longer computes.
+  """
+  config = ml_collections.ConfigDict(config.to_dict())
+  for key, value in ADDED_FIELDS.items():
+    parents, leaf = _split(key)
+    node = config
+    for part in parents:
+      if part not in node:
+        break
+      node = node[part]
+    else:
+      if leaf not in node:
+        node[leaf] = value
+  for key, (value, commit) in REMOVED_FIELDS.items():
+    saved = _lookup(config, key)
+    if saved is _ABSENT:
+      continue
+    if saved != value:
+      raise ConfigError(
+          f'{source} sets {key}={saved!r}, an option that lost its '
+          f'measurements and was removed (docs/levers.md); only {value!r} '
+          f'remains. Use mixae_jax at commit {commit} to run this model')
+    parents, leaf = _split(key)
+    node = config
+    for part in parents:
+      node = node[part]
+    del node[leaf]
+  return config
+
+
+def missing_fields(config: ml_collections.ConfigDict) -> list[str]:
+  """The fields of `FIELDS` that `config` lacks."""
+  return [key for key in FIELDS if _lookup(config, key) is _ABSENT]
 
 
 def _positive_int(config: ml_collections.ConfigDict, key: str,
                   allow_zero: bool = False) -> None:
-  value = config
-  for part in key.split('.'):
-    value = value[part]
+  value = _lookup(config, key)
   low = 0 if allow_zero else 1
   if isinstance(value, bool) or not isinstance(value, int) or value < low:
     raise ConfigError(f'{key}={value!r} must be an integer >= {low}')
@@ -33,20 +142,26 @@ def validate(config: ml_collections.ConfigDict,
              num_devices: int | None = None) -> None:
   """Raises `ConfigError` naming the first value that cannot work.
 
-  Checks ranges and the relations between fields (e.g. batch sizes that must
-  divide over the devices), and builds the model once so that an unknown
-  model name or norm is caught before data is read.
+  Checks that every field is there, the ranges, and the relations between
+  fields (e.g. batch sizes that must divide over the devices), and builds
+  the model once so that an unknown model name or head is caught before
+  data is read.
   """
+  missing = missing_fields(config)
+  if missing:
+    raise ConfigError(
+        f'the config lacks {", ".join(missing)}; build it from '
+        "configs/dual.py's get_config() (every field has its default there)")
   num_devices = jax.device_count() if num_devices is None else num_devices
   for key in ('batch_size', 'log_every_steps', 'eval.batch_size',
               'eval.num_pairs', 'checkpoint.every_steps',
               'checkpoint.max_to_keep'):
     _positive_int(config, key)
   for key in ('num_train_steps', 'eval.every_steps', 'eval.periodic_num_pairs',
-              'optimizer.warmup_steps'):
+              'optimizer.warmup_steps', 'data.train_pairs'):
     _positive_int(config, key, allow_zero=True)
   for key in ('batch_size', 'eval.batch_size'):
-    value = config.batch_size if key == 'batch_size' else config.eval.batch_size
+    value = _lookup(config, key)
     if value % num_devices:
       processes = (f' ({jax.process_count()} processes of '
                    f'{jax.local_device_count()})' if jax.process_count() > 1
@@ -58,34 +173,22 @@ def validate(config: ml_collections.ConfigDict,
   if not config.optimizer.learning_rate > 0:
     raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate}'
                       ' must be > 0')
-  name = config.optimizer.get('name', 'adam')
-  if name not in OPTIMIZERS:
-    raise ConfigError(f'optimizer.name={name!r} is unknown; use one of '
-                      f'{OPTIMIZERS}')
-  if config.optimizer.schedule not in SCHEDULES:
-    raise ConfigError(f'optimizer.schedule={config.optimizer.schedule!r} is '
-                      f'unknown; use one of {SCHEDULES}')
-  ema_decay = config.optimizer.get('ema_decay', 0.0)
-  if not 0.0 <= ema_decay < 1.0:
-    raise ConfigError(f'optimizer.ema_decay={ema_decay} must be in [0, 1) '
-                      '(0: no moving average; e.g. 0.999)')
-  for key in ('digit_weight', 'image_weight', 'ssim_weight',
-              'digit_ssim_weight', 'image_ssim_weight'):
-    value = config.loss.get(key)
-    if value is not None and value < 0:
+  for key, value, allowed in (
+      ('optimizer.name', config.optimizer.name, OPTIMIZERS),
+      ('optimizer.schedule', config.optimizer.schedule, SCHEDULES),
+      ('loss.pixel', config.loss.pixel, PIXEL_LOSSES),
+      ('task', config.task, TASKS)):
+    if value not in allowed:
+      raise ConfigError(f'{key}={value!r} is unknown; use one of {allowed}')
+  if config.optimizer.name == 'muon' and config.model.name != 'unet':
+    raise ConfigError(
+        f"optimizer.name='muon' steps the U-Net's hidden layers; "
+        f'model.name={config.model.name!r} trains with optimizer.name=adam')
+  for key in ('digit_weight', 'image_weight', 'ssim_weight'):
+    value = config.loss[key]
+    if value < 0:
       raise ConfigError(f'loss.{key}={value} must be >= 0')
-  pixel = config.loss.get('pixel', 'mse')
-  if pixel not in PIXEL_LOSSES:
-    raise ConfigError(f'loss.pixel={pixel!r} is unknown; use one of '
-                      f'{PIXEL_LOSSES}')
-  if config.get('task', 'separate') not in TASKS:
-    raise ConfigError(f'task={config.task!r} is unknown; use one of {TASKS}')
-  train_pairs = config.data.get('train_pairs', 0)
-  if isinstance(train_pairs, bool) or not isinstance(train_pairs, int) or (
-      train_pairs < 0):
-    raise ConfigError(f'data.train_pairs={train_pairs!r} must be an integer '
-                      '>= 0 (0: fresh random pairs)')
-  models.create_model(config.model, config.get('dtype', 'float32'))
+  models.create_model(config.model, config.dtype)
 
 
 def save(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
@@ -94,30 +197,17 @@ def save(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None
     tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + '\n')
 
 
-# What every mode reads from a saved config.json (older runs have all of them).
-_REQUIRED_FIELDS = ('seed', 'batch_size', 'model.name', 'data.source',
-                    'data.dir', 'eval.num_pairs', 'eval.batch_size',
-                    'eval.pairing_seed')
-
-
-def _lookup(config: ml_collections.ConfigDict, key: str):
-  node = config
-  for part in key.split('.'):
-    if not hasattr(node, 'keys') or part not in node:
-      return None
-    node = node[part]
-  return node
-
-
 def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
-  """Reads the config a run saved in its workdir.
+  """Reads the config a run saved in its workdir, in this version's form.
 
-  The saved data folder belongs to the machine that trained: when it is
-  empty or absent here (a released model), ``MIXAE_DATA_DIR``, if set, names
-  this machine's folder instead.
+  A config saved by an older mixae_jax is upgraded (`upgrade`). The saved
+  data folder belongs to the machine that trained: when it is empty or
+  absent here (a released model), ``MIXAE_DATA_DIR``, if set, names this
+  machine's folder instead.
 
   Raises:
     CheckpointError: the workdir has no (readable) ``config.json``.
+    ConfigError: it holds an option that was removed.
   """
   path = pathlib.Path(workdir) / CONFIG_FILE
   hint = '(train one with --mode=train, or pass --config)'
@@ -139,7 +229,8 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   except (OSError, TypeError, ValueError) as e:
     raise CheckpointError(f'{path} cannot be read as a config ({e}); pass '
                           '--config explicitly') from None
-  missing = [key for key in _REQUIRED_FIELDS if _lookup(config, key) is None]
+  config = upgrade(config, str(path))
+  missing = missing_fields(config)
   if missing:
     raise CheckpointError(
         f'{path} is not a mixae_jax config: it lacks {", ".join(missing)}; '

@@ -18,7 +18,7 @@ from mixae_jax import distributed
 from mixae_jax import inference
 from mixae_jax import metrics
 from mixae_jax import models
-from mixae_jax import platform
+from mixae_jax import tuning
 from mixae_jax import sharding
 from mixae_jax import writers
 from mixae_jax.data import pipeline
@@ -194,7 +194,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   """``--mode=eval``: restores the latest checkpoint and re-writes eval outputs.
 
   Gives exactly the metrics of the end-of-training eval for the same config.
-  Works on training runs and on released models (`release.export`).
+  Works on training runs and on released models (`apps.export`).
 
   Args:
     config: the run's config (its config.json).
@@ -208,8 +208,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   config_io.validate(config)
   workdir = pathlib.Path(workdir)
   output_dir = workdir if output_dir is None else pathlib.Path(output_dir)
-  model = models.create_model(config.model, config.get('dtype', 'float32'),
-                              **platform.layer_forms())
+  model = models.create_model(config.model, config.dtype,
+                              **tuning.layer_forms())
   # Fails before any output exists: no checkpoint, or another model's.
   state, step = inference.restore_state(config, workdir, model=model)
   writers.check_writable(output_dir / 'eval', flag='--output_dir')

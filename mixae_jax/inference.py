@@ -3,12 +3,14 @@
     from mixae_jax import Separator
     sep = Separator.restore("runs/dual")
     digits, images = sep(mixtures)   # float32 [N, 32, 32, 3] in [0, 1]
+    result = sep.mix_and_separate(uint8_digits, uint8_images)  # scored
 
 Restoring needs only the run's config, the model and its weights: the
 arrays' shapes come from ``jax.eval_shape`` of the model's init, so neither
 the trainer nor the optimizer is imported.
 """
 
+import dataclasses
 import pathlib
 from typing import Any
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from mixae_jax import checkpoints
 from mixae_jax import config_io
+from mixae_jax import metrics
 from mixae_jax import models
 from mixae_jax.data import preprocessing
 from mixae_jax.errors import InputError
@@ -70,8 +73,8 @@ def restore_state(config: ml_collections.ConfigDict,
     config: the run's config.
     workdir: a run folder or a released model.
     step: which checkpoint; the latest when None.
-    model: the model to restore into; `models.create_model(config.model)`
-      when None (pass one built with other layer forms, same parameters).
+    model: the model to restore into; `config.model` in float32 when None
+      (pass one built with other layer forms or dtype, same parameters).
 
   Returns:
     The state and the checkpoint's step.
@@ -79,7 +82,8 @@ def restore_state(config: ml_collections.ConfigDict,
   Raises:
     CheckpointError: no checkpoint, or one that does not fit the model.
   """
-  model = models.create_model(config.model) if model is None else model
+  if model is None:
+    model = models.create_model(config.model, 'float32')
   manager = checkpoints.create_manager(workdir, read_only=True)
   try:
     restored = checkpoints.restore_variables(manager, abstract_variables(model),
@@ -89,6 +93,29 @@ def restore_state(config: ml_collections.ConfigDict,
   state = InferenceState(apply_fn=model.apply, params=restored['params'],
                          batch_stats=restored['batch_stats'])
   return state, restored['step']
+
+
+@dataclasses.dataclass
+class Separation:
+  """Mixtures, what the model separated them into, and how well.
+
+  Every image is float32 [N, 32, 32, 3] in [0, 1]; ``scores`` holds
+  ``{'digit': {'psnr', 'ssim', 'mse'}, 'image': {...}}``, each a float32 [N]
+  array (`metrics.per_image`), and is None, as are the truths, where the
+  true sources are not known.
+  """
+  mixture: np.ndarray
+  digit: np.ndarray
+  image: np.ndarray
+  true_digit: np.ndarray | None = None
+  true_image: np.ndarray | None = None
+  scores: dict[str, dict[str, np.ndarray]] | None = None
+
+
+@jax.jit
+def _score(digit, image, true_digit, true_image):
+  return {'digit': metrics.per_image(digit, true_digit),
+          'image': metrics.per_image(image, true_image)}
 
 
 class Separator:
@@ -163,26 +190,35 @@ class Separator:
     returned separator uses the same weights with that assumption off.
     Otherwise it is this one.
     """
-    resized_from = self.config.model.get('digit_resized_from', 0)
+    resized_from = self.config.model.digit_resized_from
     if not resized_from or size == resized_from:
       return self
     config = ml_collections.ConfigDict(self.config.to_dict())
     config.model.digit_resized_from = 0
-    state = self.state.replace(apply_fn=models.create_model(config.model).apply)
-    return Separator(state, config, step=self.step, batch_size=self.batch_size)
+    model = models.create_model(config.model, 'float32')
+    return Separator(self.state.replace(apply_fn=model.apply), config,
+                     step=self.step, batch_size=self.batch_size)
 
-  def mix_and_separate(self, digits: np.ndarray, images: np.ndarray):
-    """Mixes uint8 digits and images with the shared preprocessing, separates.
+  def mix_and_separate(self, digits: np.ndarray,
+                       images: np.ndarray) -> Separation:
+    """Mixes uint8 sources as training does, separates and scores them.
 
-    Digits of another size than the model assumes (see `for_digit_size`)
-    are separated without that assumption.
+    The one path from sources to scores that evaluation's figures,
+    ``--mode=separate`` and the demo page share. Digits of another size
+    than the model assumes (see `for_digit_size`) are separated without
+    that assumption.
 
-    Returns:
-      (mixtures, predicted digits, predicted images), float32 numpy arrays.
+    Args:
+      digits: uint8 [N, 28, 28] (or [N, 32, 32]) grey digits.
+      images: uint8 [N, 32, 32, 3] images.
     """
     mix = preprocessing.make_mixtures(digits, images)
     mixture = np.asarray(mix.mixture)
-    return (mixture,) + self.for_digit_size(np.shape(digits)[1])(mixture)
+    digit, image = self.for_digit_size(np.shape(digits)[1])(mixture)
+    scores = jax.device_get(_score(digit, image, mix.digit, mix.cifar))
+    return Separation(mixture=mixture, digit=digit, image=image,
+                      true_digit=np.asarray(mix.digit),
+                      true_image=np.asarray(mix.cifar), scores=scores)
 
 
 def check_mixtures(mixtures: np.ndarray) -> np.ndarray:

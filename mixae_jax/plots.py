@@ -32,7 +32,10 @@ def save_figure(fig: Any, path: str | pathlib.Path, dpi: int = 100) -> None:
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-  """float [.., 3] in [0, 1] -> uint8, rounding to the nearest level."""
+  """float [...] in [0, 1] -> uint8, rounding to the nearest level.
+
+  Every float picture mixae_jax writes or shows goes through here.
+  """
   return np.round(np.clip(np.asarray(x, np.float32), 0, 1) * 255).astype(np.uint8)
 
 

@@ -30,7 +30,8 @@ def main() -> None:
   distributed.initialize(f'127.0.0.1:{port}', int(num_processes),
                          int(process_id), timeout_s=60)
   config = tiny_config(pathlib.Path(data_dir), **CONFIG_OVERRIDES)
-  train.train_and_evaluate(config, workdir, callbacks=[signal_at(points)])
+  train.train_and_evaluate(config, workdir,
+                           callbacks=[signal_at(points, workdir)])
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ import jax
 sys.path[:0] = [str(pathlib.Path(__file__).parent),
                 str(pathlib.Path(__file__).parents[1])]
 from conftest import tiny_config  # pylint: disable=g-import-not-at-top,wrong-import-position
-from mixae_jax import checkpoints, train, writers  # pylint: disable=wrong-import-position
+from mixae_jax import checkpoints, steps, train, train_state, writers  # pylint: disable=wrong-import-position
 
 
 def main() -> None:
@@ -28,12 +28,12 @@ def main() -> None:
   losses = [r['loss'] for r in writers.read_jsonl(pathlib.Path(workdir) / 'metrics.jsonl')
             if r['kind'] == 'train']
   manager = checkpoints.create_manager(workdir, read_only=True)
-  state = checkpoints.restore(manager, train.create_train_state(config))
+  state = checkpoints.restore(manager, train_state.create_train_state(config))
   print(json.dumps({
       'devices': jax.device_count(),
       'losses': losses,
       'record': record,
-      'compiles': train.train_step_on_pool._cache_size(),  # pylint: disable=protected-access
+      'compiles': steps.train_step_on_pool._cache_size(),  # pylint: disable=protected-access
       'batch_stats': bool(jax.tree.leaves(state.batch_stats)),
   }))
 

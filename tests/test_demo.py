@@ -10,11 +10,11 @@ from PIL import Image
 import pytest
 
 from benchmarks import demo_page
-from mixae_jax import drawn_digits
+from mixae_jax.apps import drawn_digits
 from mixae_jax import metrics
 from mixae_jax.data import local_files
 from mixae_jax.data import preprocessing
-from mixae_jax.demo_model import (BY_CLASS, BY_INDEX, DRAW, RANDOM, UPLOAD,
+from mixae_jax.apps.demo_session import (BY_CLASS, BY_INDEX, DRAW, RANDOM, UPLOAD,
                                   DemoModel)
 from mixae_jax.errors import ConfigError, InputError
 from mixae_jax.inference import Separator
@@ -87,8 +87,9 @@ def test_a_chosen_pair_scores_as_the_separator_api_does(demo_model,
   np.testing.assert_array_equal(image, images.images[3])
   assert about_digit.startswith('MNIST test digit #7 (')
   result = demo_model.mix_and_separate(digit, image)
-  mixture, pred_digit, pred_image = Separator.restore(workdir).mix_and_separate(
+  separated = Separator.restore(workdir).mix_and_separate(
       digits.images[7:8], images.images[3:4])
+  mixture, pred_digit = separated.mixture, separated.digit
   np.testing.assert_allclose(result.mixture, mixture[0])
   np.testing.assert_allclose(result.digit, pred_digit[0], atol=1e-6)
   truth = preprocessing.make_mixtures(digits.images[7:8], images.images[3:4])
@@ -153,7 +154,7 @@ def test_without_test_data_the_choices_say_how_to_get_it(trained_run):
 def test_serve_without_gradio_says_how_to_install_it(trained_run):
   _, workdir, _ = trained_run
   code = ('import sys; sys.modules["gradio"] = None; '
-          'from mixae_jax import cli; cli.launch()')
+          'from mixae_jax.apps import cli; cli.launch()')
   result = subprocess.run(
       [sys.executable, '-c', code, '--mode=serve', f'--workdir={workdir}'],
       cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -166,7 +167,7 @@ def test_serve_without_gradio_says_how_to_install_it(trained_run):
 @pytest.mark.skipif(demo_page.missing() is not None,
                     reason=f'needs the demo extra: {demo_page.missing()}')
 def test_a_port_in_use_is_refused_with_a_message():
-  from mixae_jax import demo  # pylint: disable=g-import-not-at-top
+  from mixae_jax.apps import demo  # pylint: disable=g-import-not-at-top
   with socket.socket() as taken:
     taken.bind(('127.0.0.1', 0))
     taken.listen()
@@ -186,8 +187,9 @@ def test_the_page_in_a_real_browser(trained_run, tmp_path):
   config, workdir, _ = trained_run
   digits = local_files.read_mnist(config.data.dir, 'test')
   images = local_files.read_cifar10(config.data.dir, 'test')
-  _, pred_digit, pred_image = Separator.restore(workdir).mix_and_separate(
+  separated = Separator.restore(workdir).mix_and_separate(
       digits.images[7:8], images.images[3:4])
+  pred_digit, pred_image = separated.digit, separated.image
   truth = preprocessing.make_mixtures(digits.images[7:8], images.images[3:4])
   want = {'digit': metrics.per_image(pred_digit, truth.digit),
           'image': metrics.per_image(pred_image, truth.cifar)}

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, tiny_config
-from mixae_jax import checkpoints, train, writers
+from mixae_jax import checkpoints, train, train_state, writers
 from mixae_jax.errors import CheckpointError
 
 
@@ -29,9 +29,11 @@ def _launch(*args, env=None, timeout=600):
 
 
 def _snapshot(folder: pathlib.Path) -> dict[str, str]:
-  """Every file under `folder` with the hash of its bytes."""
+  """Every file under `folder` with the hash of its bytes, but the training
+  lock's (it names whichever run last held the folder, not saved work)."""
   return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-          for p in sorted(folder.rglob('*')) if p.is_file()}
+          for p in sorted(folder.rglob('*'))
+          if p.is_file() and p.name != '.train.lock'}
 
 
 def _resumed_from(stderr: str) -> int | None:
@@ -85,7 +87,7 @@ def test_kills_and_signals_at_any_point_then_resume_exactly(data_dir, tmp_path):
     outcomes.append((points, stopped.returncode, max(complete)))
     assert max(complete) == latest, outcomes
     for step in complete:  # Every complete checkpoint restores.
-      checkpoints.restore(manager, train.create_train_state(
+      checkpoints.restore(manager, train_state.create_train_state(
           kill_run.config(data_dir)), step)
   # A SIGKILLed run left its lock file, not its lock: the runs above resumed.
   assert (workdir / '.train.lock').is_file()
@@ -182,7 +184,7 @@ def test_disk_full_during_a_save_keeps_earlier_checkpoints(short_run, monkeypatc
     train.train_and_evaluate(longer, workdir)
   assert _snapshot(workdir / 'checkpoints') == before
   manager = checkpoints.create_manager(workdir, read_only=True)
-  assert int(checkpoints.restore(manager, train.create_train_state(config)).step) == 3
+  assert int(checkpoints.restore(manager, train_state.create_train_state(config)).step) == 3
 
 
 def test_read_only_workdir_is_refused_before_any_work(short_run):
@@ -333,14 +335,15 @@ def test_an_interrupted_eval_or_separate_leaves_earlier_outputs_whole(
   stays whole (old or new, never partial), and no temporary file is left."""
   import signal  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from mixae_jax import evaluate, separate_files  # pylint: disable=g-import-not-at-top
+  from mixae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from mixae_jax.apps import separate  # pylint: disable=g-import-not-at-top
   config, source, _ = trained_run
   run = tmp_path / 'run'
   shutil.copytree(source, run)
   separated = tmp_path / 'separated'
   mixture = tmp_path / 'mixture.png'
   Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(mixture)
-  separate_files.separate_files(run, separated, inputs=[str(mixture)])
+  separate.separate_files(run, separated, inputs=[str(mixture)])
   real_save = Image.Image.save
   for attempt in ('eval', 'separate'):
     before = {**_snapshot(run / 'eval'), **_snapshot(separated)}
@@ -360,7 +363,7 @@ def test_an_interrupted_eval_or_separate_leaves_earlier_outputs_whole(
       if attempt == 'eval':
         evaluate.evaluate_checkpoint(config, run)
       else:
-        separate_files.separate_files(run, separated, inputs=[str(mixture)])
+        separate.separate_files(run, separated, inputs=[str(mixture)])
     monkeypatch.setattr(Image.Image, 'save', real_save)
     assert len(writes) == 2, attempt
     for folder in (run / 'eval', separated):
@@ -393,7 +396,7 @@ CONFIG_FILES = {
 @pytest.mark.parametrize('name', sorted(CONFIG_FILES))
 def test_every_broken_config_file_gets_one_line(tmp_path, name):
   import importlib.util  # pylint: disable=g-import-not-at-top
-  from mixae_jax import cli  # pylint: disable=g-import-not-at-top
+  from mixae_jax.apps import cli  # pylint: disable=g-import-not-at-top
   text, words = CONFIG_FILES[name]
   path = tmp_path / name
   if text is None:

@@ -11,7 +11,7 @@ import pytest
 from mixae_jax import make_mixtures
 from mixae_jax.data import pipeline
 from mixae_jax.errors import InputError
-from mixae_jax.separate_files import separate_files
+from mixae_jax.apps.separate import separate_files
 
 
 @pytest.fixture(scope='module')

@@ -37,9 +37,15 @@ def test_separates_and_batches_internally(separator, trained_run):
 
 def test_mix_and_separate_uses_the_shared_preprocessing(separator, trained_run):
   eval_set, mixtures = _eval_mixtures(trained_run[0], 4)
-  mixture, digits, _ = separator.mix_and_separate(eval_set.digits, eval_set.images)
-  np.testing.assert_array_equal(mixture, mixtures)
-  np.testing.assert_allclose(digits, separator(mixtures)[0], atol=1e-6)
+  result = separator.mix_and_separate(eval_set.digits, eval_set.images)
+  np.testing.assert_array_equal(result.mixture, mixtures)
+  np.testing.assert_allclose(result.digit, separator(mixtures)[0], atol=1e-6)
+  # Scored as the eval scores: the same per-image figures.
+  per_image = evaluate.per_image_metrics(separator.state, eval_set, 4)
+  for source, name in (('digit', 'mnist'), ('image', 'cifar10')):
+    for metric in ('psnr', 'ssim'):
+      np.testing.assert_allclose(result.scores[source][metric],
+                                 per_image[name][metric], rtol=1e-5)
 
 
 def test_a_32x32_digit_is_separated_without_the_upsampling_prior(separator):
@@ -47,7 +53,8 @@ def test_a_32x32_digit_is_separated_without_the_upsampling_prior(separator):
   rng = np.random.default_rng(0)
   digits = rng.integers(0, 256, (4, 32, 32), np.uint8)
   images = rng.integers(0, 256, (4, 32, 32, 3), np.uint8)
-  mixture, separated, _ = separator.mix_and_separate(digits, images)
+  result = separator.mix_and_separate(digits, images)
+  mixture, separated = result.mixture, result.digit
   plain = separator.for_digit_size(32)
   assert plain.config.model.digit_resized_from == 0
   np.testing.assert_allclose(separated, plain(mixture)[0], atol=1e-6)

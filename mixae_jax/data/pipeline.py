@@ -130,7 +130,7 @@ def load_datasets(data_config: ml_collections.ConfigDict,
     read_mnist = functools.partial(local_files.read_mnist, data_config.dir)
     read_cifar = functools.partial(local_files.read_cifar10, data_config.dir)
   else:
-    tfds_dir = data_config.get('tfds_dir') or None
+    tfds_dir = data_config.tfds_dir or None
     read_mnist = functools.partial(_read_tfds, 'mnist', tfds_dir=tfds_dir)
     read_cifar = functools.partial(_read_tfds, 'cifar10', tfds_dir=tfds_dir)
   try:

@@ -19,7 +19,7 @@ import ml_collections
 
 from mixae_jax.errors import ConfigError
 from mixae_jax.models.heads import HEADS
-from mixae_jax.models.layers import ModuleDef, NORMS
+from mixae_jax.models.layers import ModuleDef
 from mixae_jax.models.reference import DigitAE, MixtureAE, Seed004
 from mixae_jax.models.unet import ACTIVATIONS, DECODERS, UNet, is_edge_layer
 
@@ -32,7 +32,7 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def create_model(model_config: ml_collections.ConfigDict,
-                 dtype: str = 'float32', **layers: ModuleDef) -> nn.Module:
+                 dtype: str, **layers: ModuleDef) -> nn.Module:
   """Builds the model named by ``model_config.name`` from its settings.
 
   Args:
@@ -41,12 +41,12 @@ def create_model(model_config: ml_collections.ConfigDict,
       (parameters and outputs stay float32); the reference designs take
       float32 only.
     **layers: layer constructors to use instead of flax's (``conv``,
-      ``conv_transpose``; see `mixae_jax.platform.layer_forms`);
+      ``conv_transpose``; see `mixae_jax.tuning.layer_forms`);
       a model takes those it has and ignores the rest. They compute the same
       function with the same parameters.
 
   Raises:
-    ConfigError: an unknown model name, norm or head, or nonsensical sizes.
+    ConfigError: an unknown model name or head, or nonsensical sizes.
   """
   name = model_config.name
   if name not in MODELS:
@@ -75,48 +75,30 @@ def _unet_settings(model_config: ml_collections.ConfigDict) -> dict:
   if 32 % 2 ** (len(widths) - 1):
     raise ConfigError(f'model.widths has {len(widths)} levels; 32x32 images '
                       'allow at most 6')
-  if model_config.norm not in NORMS:
-    raise ConfigError(f'model.norm={model_config.norm!r} is unknown; use one '
-                      f'of {NORMS}')
   if model_config.digit_channels not in (1, 3):
     raise ConfigError(f'model.digit_channels={model_config.digit_channels} '
                       'must be 1 (grey, repeated) or 3')
-  # Runs saved before model.head existed were all 'twin'.
-  head = model_config.get('head', 'twin')
-  if head not in HEADS:
-    raise ConfigError(f'model.head={head!r} is unknown; use one of {HEADS}')
-  # Runs saved before it existed knew no such prior.
-  resized_from = model_config.get('digit_resized_from', 0)
+  if model_config.head not in HEADS:
+    raise ConfigError(f'model.head={model_config.head!r} is unknown; use one '
+                      f'of {HEADS}')
+  resized_from = model_config.digit_resized_from
   if (isinstance(resized_from, bool) or not isinstance(resized_from, int)
       or not 0 <= resized_from < 32):
     raise ConfigError(f'model.digit_resized_from={resized_from!r} must be '
                       'the size the digits were upsampled from (28 for '
                       'MNIST), or 0 if not known')
-  heads_ = model_config.get('attention_heads', 0)
-  if (isinstance(heads_, bool) or not isinstance(heads_, int) or heads_ < 0
-      or (heads_ and widths[-1] % heads_)):
-    raise ConfigError(f'model.attention_heads={heads_!r} must be 0 (none) or '
-                      f'a positive divisor of the bottleneck width {widths[-1]}')
-  patch = model_config.get('patch_size', 1)
-  if patch not in (1, 2, 4) or isinstance(patch, bool):
-    raise ConfigError(f'model.patch_size={patch!r} must be 1 (none), 2 or 4')
-  if 32 % (patch * 2 ** (len(widths) - 1)):
-    raise ConfigError(f'model.patch_size={patch} with {len(widths)} levels '
-                      'halves 32x32 images too often; use fewer levels')
-  activation = model_config.get('activation', 'relu')
-  if activation not in ACTIVATIONS:
-    raise ConfigError(f'model.activation={activation!r} is unknown; use one '
-                      f'of {tuple(ACTIVATIONS)}')
-  decoders = model_config.get('decoders', 'twin')
-  if decoders not in DECODERS:
-    raise ConfigError(f'model.decoders={decoders!r} is unknown; use one of '
-                      f'{DECODERS}')
-  return dict(widths=widths, norm=model_config.norm,
-              digit_channels=model_config.digit_channels, head=head,
-              digit_resized_from=resized_from, attention_heads=heads_,
-              patch_size=patch, activation=activation, decoders=decoders)
+  if model_config.activation not in ACTIVATIONS:
+    raise ConfigError(f'model.activation={model_config.activation!r} is '
+                      f'unknown; use one of {tuple(ACTIVATIONS)}')
+  if model_config.decoders not in DECODERS:
+    raise ConfigError(f'model.decoders={model_config.decoders!r} is unknown; '
+                      f'use one of {DECODERS}')
+  return dict(widths=widths, digit_channels=model_config.digit_channels,
+              head=model_config.head, digit_resized_from=resized_from,
+              activation=model_config.activation,
+              decoders=model_config.decoders)
 
 
-__all__ = ['MODELS', 'DTYPES', 'HEADS', 'NORMS', 'create_model', 'is_edge_layer',
+__all__ = ['MODELS', 'DTYPES', 'HEADS', 'create_model', 'is_edge_layer',
            'UNet', 'Seed004',
            'MixtureAE', 'DigitAE']

@@ -14,7 +14,8 @@ import numpy as np
 
 from mixae_jax.errors import ConfigError
 
-HEADS = ('twin', 'consistent', 'derive')
+# By ``config.model.head`` (`apply_head`).
+HEADS = ('twin', 'consistent')
 
 # Steps of the primal-dual solver in `project_digit` at inference, and its
 # dual step size (times the upsampling's squared norm): as many steps as
@@ -158,9 +159,8 @@ def feasible_digit(mixture: jnp.ndarray, digit: jnp.ndarray) -> jnp.ndarray:
 
 
 def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
-               image: jnp.ndarray | None, grey_digit: bool = False,
-               digit_resized_from: int = 0,
-               projection_steps: int = PROJECTION_STEPS
+               image: jnp.ndarray, grey_digit: bool,
+               digit_resized_from: int, projection_steps: int
                ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Turns decoder outputs into the (digit, image) estimates.
 
@@ -169,11 +169,10 @@ def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
       projects them onto the pairs whose mean is the mixture (least squares),
       then onto those with both sources in [0, 1] and, with
       `digit_resized_from`, a digit upsampled from that size
-      (`project_digit`). 'derive' uses only the digit and sets the image
-      to ``2 * mixture - digit``, clipped to [0, 1].
+      (`project_digit`).
     mixture: the network's input [N, 32, 32, 3].
     digit: the digit decoder's output.
-    image: the image decoder's output (None for 'derive').
+    image: the image decoder's output.
     grey_digit: the digit decoder predicts one grey channel; 'consistent'
       then also keeps the digit grey, which the true digit always is.
     digit_resized_from: for 'consistent': the true digit was upsampled from
@@ -194,11 +193,13 @@ def apply_head(head: str, mixture: jnp.ndarray, digit: jnp.ndarray,
     else:
       d = digit + mixture - 0.5 * (digit + image)
     digit = project_digit(mixture, d, digit_resized_from, projection_steps)
-    return (jnp.broadcast_to(digit, mixture.shape),
-            jnp.clip(2.0 * mixture - digit, 0.0, 1.0))
-  if head == 'derive':
-    # Clipping can only move an estimate closer to a truth that lies in [0, 1].
-    return digit, jnp.clip(2.0 * mixture - digit, 0.0, 1.0)
+    return (jnp.broadcast_to(digit, mixture.shape), derive_image(mixture, digit))
   raise ConfigError(f'model.head={head!r} is unknown; use one of {HEADS}')
 
 
+def derive_image(mixture: jnp.ndarray, digit: jnp.ndarray) -> jnp.ndarray:
+  """The image a digit estimate leaves of the mixture: 2 * mixture - digit.
+
+  Clipped to [0, 1]: clipping can only move it closer to a truth there.
+  """
+  return jnp.clip(2.0 * mixture - digit, 0.0, 1.0)

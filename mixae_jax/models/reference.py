@@ -100,7 +100,7 @@ class DigitAE(nn.Module):
   saturates and the network settles on an all-black digit); at inference it
   is clipped to [0, 1]. It sees the grey (channel-mean) input. On a mixture,
   its output is the digit estimate and the image is derived as
-  ``2 * mixture - digit`` (the 'derive' head).
+  ``2 * mixture - digit`` (`heads.derive_image`).
 
   Attributes:
     conv_transpose: the transposed convolution layer of the stride-2 steps.
@@ -124,4 +124,5 @@ class DigitAE(nn.Module):
     digit = up(2, 1)(h)
     if not train:
       digit = jnp.clip(digit, 0.0, 1.0)
-    return heads.apply_head('derive', x, jnp.broadcast_to(digit, x.shape), None)
+    digit = jnp.broadcast_to(digit, x.shape)
+    return digit, heads.derive_image(x, digit)

@@ -10,6 +10,7 @@ here, so the separator sees the kind of digit it was trained on.
 import numpy as np
 from PIL import Image
 
+from mixae_jax import plots
 from mixae_jax.data import preprocessing
 from mixae_jax.errors import InputError
 
@@ -58,7 +59,7 @@ def digit_from_picture(picture: np.ndarray, keep_mnist: bool = True
   if bright_on_dark:
     ink = 1.0 - ink
   if keep_mnist and bright_on_dark and ink.shape in ((28, 28), (32, 32)):
-    return np.round(ink * 255).astype(np.uint8), []
+    return plots.to_uint8(ink), []
   notes = [] if bright_on_dark else ['dark ink on light taken as MNIST\'s '
                                      'bright ink on black']
   return mnist_style(ink), notes + ['scaled to 20x20 and centred in 28x28 as '
@@ -94,7 +95,7 @@ def mnist_style(ink: np.ndarray) -> np.ndarray:
   field = np.zeros((FIELD, FIELD), np.float32)
   top, left = _centring_offset(box)
   field[top:top + height, left:left + width] = box
-  return np.round(np.clip(field, 0.0, 1.0) * 255).astype(np.uint8)
+  return plots.to_uint8(field)
 
 
 def _centring_offset(box: np.ndarray) -> tuple[int, int]:

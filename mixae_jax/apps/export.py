@@ -45,7 +45,7 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   if dtype not in ('float16', 'float32'):
     raise ConfigError(f'dtype={dtype!r}: use float16 or float32')
   config = config_io.load(workdir)
-  model = models.create_model(config.model)
+  model = models.create_model(config.model, 'float32')
   source = checkpoints.create_manager(workdir, read_only=True)
   try:
     variables = checkpoints.restore_variables(

@@ -4,8 +4,8 @@
 MNIST and CIFAR-10 test splits. Its methods take what the page's widgets give
 (a source's name, an index, a class, a drawing, an uploaded file) and return
 uint8 sources or a `Separation`; bad input raises `InputError` with a
-message the page shows. It uses the same `Separator`, `make_mixtures` and
-`metrics.per_image` as evaluation and ``--mode=separate``, and needs no web
+message the page shows. It mixes, separates and scores through
+`Separator.mix_and_separate`, as ``--mode=separate`` does, and needs no web
 library, so the tests call it directly.
 """
 
@@ -14,14 +14,12 @@ import pathlib
 import time
 
 from absl import logging
-import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mixae_jax import config_io
-from mixae_jax import drawn_digits
-from mixae_jax import image_io
-from mixae_jax import metrics
+from mixae_jax.apps import drawn_digits
+from mixae_jax.apps import image_io
 from mixae_jax.data import pipeline
 from mixae_jax.data import preprocessing
 from mixae_jax.errors import DataError, InputError
@@ -46,12 +44,6 @@ class Separation:
   # {'digit': {'psnr': .., 'ssim': ..}, 'image': {...}} when truths are known.
   scores: dict[str, dict[str, float]] | None = None
   seconds: float = 0.0  # Mixing, separating and scoring, on the server.
-
-
-@jax.jit
-def _score(digit, image, true_digit, true_image):
-  return {'digit': metrics.per_image(digit, true_digit),
-          'image': metrics.per_image(image, true_image)}
 
 
 class DemoModel:
@@ -175,19 +167,15 @@ class DemoModel:
 
   def mix_and_separate(self, digit: np.ndarray,
                        image: np.ndarray) -> Separation:
-    """Mixes uint8 sources as training does, separates, scores."""
+    """Mixes uint8 sources as training does, separates, scores
+    (`Separator.mix_and_separate`)."""
     start = time.perf_counter()
-    mix = preprocessing.make_mixtures(digit[None], image[None])
-    mixture = np.asarray(mix.mixture)
-    pred_digit, pred_image = self.separator.for_digit_size(len(digit))(mixture)
-    scores = jax.device_get(_score(pred_digit, pred_image, mix.digit,
-                                   mix.cifar))
-    scores = {source: {name: float(value[0]) for name, value in s.items()
-                       if name in ('psnr', 'ssim')}
-              for source, s in scores.items()}
-    return Separation(mixture=mixture[0], digit=pred_digit[0],
-                      image=pred_image[0], true_digit=np.asarray(mix.digit[0]),
-                      true_image=np.asarray(mix.cifar[0]), scores=scores,
+    result = self.separator.mix_and_separate(digit[None], image[None])
+    scores = {source: {name: float(s[name][0]) for name in ('psnr', 'ssim')}
+              for source, s in result.scores.items()}
+    return Separation(mixture=result.mixture[0], digit=result.digit[0],
+                      image=result.image[0], true_digit=result.true_digit[0],
+                      true_image=result.true_image[0], scores=scores,
                       seconds=time.perf_counter() - start)
 
   def separate_upload(self, upload: str | None,

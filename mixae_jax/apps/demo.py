@@ -6,7 +6,7 @@
 Pick or draw a digit, pick or upload an image (or upload a mixture alone),
 and the page shows the mixture, both recovered sources, the truths, PSNR and
 SSIM per source and an error map. The page is Gradio's (an optional extra);
-what it does lives in `mixae_jax.demo_model`. It runs offline: no analytics,
+what it does lives in `mixae_jax.apps.demo_session`. It runs offline: no analytics,
 no update check, no fonts or scripts from the network.
 """
 
@@ -20,7 +20,8 @@ from matplotlib import colormaps
 import numpy as np
 
 from mixae_jax import interrupts
-from mixae_jax.demo_model import (BY_CLASS, BY_INDEX, DIGIT_CLASSES,
+from mixae_jax import plots
+from mixae_jax.apps.demo_session import (BY_CLASS, BY_INDEX, DIGIT_CLASSES,
                                   DIGIT_SOURCES, DRAW, IMAGE_CLASSES,
                                   IMAGE_SOURCES, UPLOAD, DemoModel, Separation)
 from mixae_jax.errors import ConfigError, MixaeError
@@ -40,7 +41,7 @@ def enlarge(picture: np.ndarray | None) -> np.ndarray | None:
   """float [H, W, C] in [0, 1] -> uint8, each pixel a ZOOM x ZOOM block."""
   if picture is None:
     return None
-  picture = np.round(np.clip(picture, 0, 1) * 255).astype(np.uint8)
+  picture = plots.to_uint8(picture)
   return picture.repeat(ZOOM, axis=0).repeat(ZOOM, axis=1)
 
 

@@ -12,13 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from mixae_jax import image_io
-from mixae_jax import metrics
 from mixae_jax import plots
 from mixae_jax import writers
-from mixae_jax.data import preprocessing
+from mixae_jax.apps import image_io
 from mixae_jax.errors import InputError
-from mixae_jax.inference import Separator
+from mixae_jax.inference import Separation, Separator
 
 
 def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
@@ -47,55 +45,52 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   if inputs and digit:
     raise InputError('give either --input or --digit/--image, not both')
   # Read (and so validate) every file before loading the model.
-  jobs = []
+  mixtures = [(pathlib.Path(path).stem,
+               image_io.read_image(path, 'mixture', resize).astype(np.float32)
+               / 255) for path in inputs]
   if digit:
-    d = image_io.read_image(digit, 'digit', resize)
-    c = image_io.read_image(image, 'image', resize)
-    mix = preprocessing.make_mixtures(d[None], c[None])
-    name = f'{pathlib.Path(digit).stem}_{pathlib.Path(image).stem}'
-    jobs.append((name, np.asarray(mix.mixture[0]), np.asarray(mix.digit[0]),
-                 np.asarray(mix.cifar[0])))
-  for path in inputs:
-    x = image_io.read_image(path, 'mixture', resize).astype(np.float32) / 255
-    jobs.append((pathlib.Path(path).stem, x, None, None))
-  names = [j[0] for j in jobs]
+    sources = (image_io.read_image(digit, 'digit', resize),
+               image_io.read_image(image, 'image', resize))
+  names = [name for name, _ in mixtures]
   if len(set(names)) != len(names):
     raise InputError(f'two inputs share a file name ({names}); their outputs '
                      'would overwrite each other')
 
   separator = Separator.restore(workdir)
   writers.check_writable(output_dir, flag='--output_dir')
-  if digit:  # Its size is known: a 32x32 digit was never upsampled.
-    separator = separator.for_digit_size(d.shape[0])
-  digits, images = separator(np.stack([j[1] for j in jobs]))
+  if digit:
+    results = [(f'{pathlib.Path(digit).stem}_{pathlib.Path(image).stem}',
+                separator.mix_and_separate(sources[0][None], sources[1][None]))]
+  else:
+    digits, images = separator(np.stack([x for _, x in mixtures]))
+    results = [(name, Separation(x[None], digits[i:i + 1], images[i:i + 1]))
+               for i, (name, x) in enumerate(mixtures)]
   out = pathlib.Path(output_dir)
   written = []
-  for (name, mixture, true_digit, true_image), d, c in zip(jobs, digits, images):
-    for suffix, picture in (('digit', d), ('image', c)):
+  for name, result in results:
+    for suffix, picture in (('digit', result.digit[0]),
+                            ('image', result.image[0])):
       image_io.write_png(out / f'{name}_{suffix}.png', picture)
       written.append(out / f'{name}_{suffix}.png')
     figure = out / f'{name}_separation.png'
-    _figure(figure, name, mixture, d, c, true_digit, true_image)
+    _figure(figure, name, result)
     written.append(figure)
   return written
 
 
-def _figure(path: pathlib.Path, name: str, mixture: np.ndarray,
-            digit: np.ndarray, image: np.ndarray,
-            true_digit: np.ndarray | None,
-            true_image: np.ndarray | None) -> None:
+def _figure(path: pathlib.Path, name: str, result: Separation) -> None:
   """mixture | recovered digit | recovered image (| true digit | true image)."""
   plt = plots.pyplot()
-  panels = [(f'mixture\n{name}', mixture), ('recovered digit', digit),
-            ('recovered image', image)]
-  if true_digit is not None:
-    for label, pred, truth in (('digit', digit, true_digit),
-                               ('image', image, true_image)):
-      m = metrics.per_image(pred[None], truth[None])
-      i = [p[0] for p in panels].index(f'recovered {label}')
+  panels = [(f'mixture\n{name}', result.mixture[0]),
+            ('recovered digit', result.digit[0]),
+            ('recovered image', result.image[0])]
+  if result.scores is not None:
+    for i, label in ((1, 'digit'), (2, 'image')):
+      m = result.scores[label]
       panels[i] = (f'recovered {label}\n{float(m["psnr"][0]):.2f} dB, SSIM '
-                   f'{float(m["ssim"][0]):.3f}', pred)
-    panels += [('true digit', true_digit), ('true image', true_image)]
+                   f'{float(m["ssim"][0]):.3f}', panels[i][1])
+    panels += [('true digit', result.true_digit[0]),
+               ('true image', result.true_image[0])]
   fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.7))
   for ax, (title, picture) in zip(axes, panels):
     ax.imshow(np.clip(picture, 0, 1), interpolation='nearest')

@@ -15,7 +15,7 @@ line, ``error: ...``, and exit status 2; ``--verbose`` shows the traceback.
 Ctrl-C (SIGINT) or SIGTERM during training saves a checkpoint at the step
 in flight and exits with 130 or 143 (`mixae_jax.interrupts`); rerunning the
 same command resumes there.
-The platform tuning of `mixae_jax.platform` is applied here, at start-up,
+The platform tuning of `mixae_jax.tuning` is applied here, at start-up,
 and nowhere else; ``MIXAE_PLATFORM_TUNING=0`` turns it off.
 """
 
@@ -32,7 +32,7 @@ from ml_collections import config_flags
 
 from mixae_jax import config_io
 from mixae_jax import interrupts
-from mixae_jax import platform
+from mixae_jax import tuning
 from mixae_jax.errors import ConfigError, MixaeError
 
 MODES = ('train', 'eval', 'separate', 'export', 'serve')
@@ -119,7 +119,7 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     mode: one of `MODES`.
     workdir: the run folder.
     config: a ConfigDict; with mode 'eval' it defaults to the run's saved one.
-    **separate_args: for mode 'separate', `separate_files.separate_files`'s
+    **separate_args: for mode 'separate', `separate.separate_files`'s
       arguments (output_dir, inputs, digit, image, resize); for 'eval' and
       'export', output_dir only; for 'serve', host and port.
 
@@ -130,14 +130,14 @@ def run(mode: str, workdir: str, config=None, **separate_args):
   # Imported here so that `--help` and flag errors answer without loading jax.
   # pylint: disable=g-import-not-at-top
   if mode == 'separate':
-    from mixae_jax import separate_files  # pylint: disable=g-import-not-at-top
-    written = separate_files.separate_files(workdir, **separate_args)
+    from mixae_jax.apps import separate  # pylint: disable=g-import-not-at-top
+    written = separate.separate_files(workdir, **separate_args)
     for path in written:
       print(path)
     return written
   if mode == 'serve':
     try:
-      from mixae_jax import demo  # pylint: disable=g-import-not-at-top
+      from mixae_jax.apps import demo  # pylint: disable=g-import-not-at-top
     except ImportError as e:
       if (e.name or '').split('.')[0] != 'gradio':
         raise
@@ -151,11 +151,11 @@ def run(mode: str, workdir: str, config=None, **separate_args):
     from mixae_jax import train
     return train.train_and_evaluate(config, workdir)
   if mode == 'export':
-    from mixae_jax import release  # pylint: disable=g-import-not-at-top
+    from mixae_jax.apps import export  # pylint: disable=g-import-not-at-top
     if not separate_args.get('output_dir'):
       raise ConfigError('--mode=export needs --output_dir, e.g. '
                         '--output_dir=pretrained/dual')
-    written = release.export(workdir, separate_args['output_dir'])
+    written = export.export(workdir, separate_args['output_dir'])
     print(written)
     return written
   from mixae_jax import evaluate
@@ -239,7 +239,7 @@ def main(argv: list[str]) -> None:
 
 # The repository's configs/ folder (beside the package in a clone or an
 # editable install). It is not installed as a package of its own.
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'configs'
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[2] / 'configs'
 
 
 def _find_config(argv: list[str]) -> list[str]:
@@ -368,7 +368,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def launch() -> None:
   """Runs the command line (what ``launch.py`` calls)."""
   # First: glibc and XLA read their settings once, when the process starts.
-  platform.apply_process_tuning()
+  tuning.apply_process_tuning()
   sys.argv = _find_config(sys.argv)
   _show_flags_in_help()
   app.run(main, flags_parser=_parse_flags)

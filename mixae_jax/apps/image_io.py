@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mixae_jax import atomic_files
+from mixae_jax import plots
 from mixae_jax.errors import InputError
 
 # What each kind of input must be: accepted sizes, and whether it is grey.
@@ -126,4 +127,4 @@ def _to_rgb_or_grey(img: Image.Image, path: str, kind: str,
 def write_png(path: str | pathlib.Path, image: np.ndarray) -> None:
   """Writes a float [H, W, 3] image in [0, 1] as an 8-bit PNG, atomically."""
   with atomic_files.atomic_path(path) as tmp:
-    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(tmp)
+    Image.fromarray(plots.to_uint8(image)).save(tmp)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from mixae_jax import models, platform
+from mixae_jax import models, tuning
+from mixae_jax.models import layers
 
 
 def _random_like(variables, seed=2):
@@ -40,7 +41,7 @@ def test_subpixel_conv_transpose_equals_flax(kernel, padding, size, features):
   args = (features, (kernel, kernel))
   kwargs = dict(strides=(2, 2), padding=padding)
   reference = nn.ConvTranspose(*args, **kwargs)
-  ours = platform.SubpixelConvTranspose(*args, **kwargs)
+  ours = layers.SubpixelConvTranspose(*args, **kwargs)
   x = jax.random.normal(jax.random.key(0), (3, size, size, 5))
   variables = reference.init(jax.random.key(1), x)
   mine = ours.init(jax.random.key(1), x)  # Same parameters and initial values.
@@ -52,18 +53,17 @@ def test_subpixel_conv_transpose_equals_flax(kernel, padding, size, features):
 def test_subpixel_conv_transpose_refuses_what_it_does_not_compute():
   x = jnp.zeros((1, 4, 4, 3))
   with pytest.raises(ValueError, match='supports kernel'):
-    platform.SubpixelConvTranspose(4, (3, 3), strides=(2, 2)).init(
+    layers.SubpixelConvTranspose(4, (3, 3), strides=(2, 2)).init(
         jax.random.key(0), x)
 
 
 @pytest.mark.parametrize('name', ['unet', 'seed004', 'digit_ae'])
 def test_models_with_the_cpu_forms_keep_parameters_and_function(name):
-  config = ml_collections.ConfigDict(dict(name=name, widths=(8, 16),
-                                          norm='batch', digit_channels=1,
-                                          head='consistent',
-                                          digit_resized_from=28))
-  plain = models.create_model(config)
-  tuned = models.create_model(config, **platform.layer_forms('cpu'))
+  config = ml_collections.ConfigDict(dict(
+      name=name, widths=(8, 16), digit_channels=1, head='consistent',
+      digit_resized_from=28, activation='relu', decoders='twin'))
+  plain = models.create_model(config, 'float32')
+  tuned = models.create_model(config, 'float32', **tuning.layer_forms('cpu'))
   assert plain != tuned
   x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 3))
   variables = plain.init(jax.random.key(1), x)
@@ -74,36 +74,36 @@ def test_models_with_the_cpu_forms_keep_parameters_and_function(name):
 
 
 def test_layer_forms_only_on_the_cpu_and_only_when_on():
-  assert platform.layer_forms('cpu', environ={}) == platform.CPU_LAYER_FORMS
-  assert platform.layer_forms('gpu', environ={}) == {}
-  assert platform.layer_forms('tpu', environ={}) == {}
-  off = {platform.SWITCH: '0'}
-  assert platform.layer_forms('cpu', environ=off) == {}
+  assert tuning.layer_forms('cpu', environ={}) == tuning.CPU_LAYER_FORMS
+  assert tuning.layer_forms('gpu', environ={}) == {}
+  assert tuning.layer_forms('tpu', environ={}) == {}
+  off = {tuning.SWITCH: '0'}
+  assert tuning.layer_forms('cpu', environ=off) == {}
 
 
 def test_xla_flags_are_added_to_the_users_and_never_override_them():
-  flag, value = next(iter(platform.XLA_CPU_FLAGS.items()))
-  assert platform.tuned_xla_flags({}, (0, 10)) == f'{flag}={value}'
-  assert (platform.tuned_xla_flags({'XLA_FLAGS': '--a=1'}, (0, 10))
+  flag, value = next(iter(tuning.XLA_CPU_FLAGS.items()))
+  assert tuning.tuned_xla_flags({}, (0, 10)) == f'{flag}={value}'
+  assert (tuning.tuned_xla_flags({'XLA_FLAGS': '--a=1'}, (0, 10))
           == f'--a=1 {flag}={value}')
-  assert platform.tuned_xla_flags({'XLA_FLAGS': f'{flag}=x'}, (0, 10)) is None
+  assert tuning.tuned_xla_flags({'XLA_FLAGS': f'{flag}=x'}, (0, 10)) is None
   # A jaxlib that may not know the flag would stop the process: none then.
-  assert platform.tuned_xla_flags({}, (0, 9)) is None
-  assert platform.tuned_xla_flags({}, None) is None
+  assert tuning.tuned_xla_flags({}, (0, 9)) is None
+  assert tuning.tuned_xla_flags({}, None) is None
 
 
 def test_the_backend_is_known_before_jax_starts():
-  assert platform.will_run_on_cpu({}, {'jax': '0.10'})
-  assert not platform.will_run_on_cpu({}, {'jax-cuda12-plugin': '0.10'})
-  assert not platform.will_run_on_cpu({}, {'libtpu': '0.0.1'})
-  assert platform.will_run_on_cpu({'JAX_PLATFORMS': 'cpu'},
+  assert tuning.will_run_on_cpu({}, {'jax': '0.10'})
+  assert not tuning.will_run_on_cpu({}, {'jax-cuda12-plugin': '0.10'})
+  assert not tuning.will_run_on_cpu({}, {'libtpu': '0.0.1'})
+  assert tuning.will_run_on_cpu({'JAX_PLATFORMS': 'cpu'},
                                   {'jax-cuda12-plugin': '0.10'})
-  assert not platform.will_run_on_cpu({'JAX_PLATFORMS': 'cuda,cpu'}, {})
+  assert not tuning.will_run_on_cpu({'JAX_PLATFORMS': 'cuda,cpu'}, {})
 
 
 def _python(code: str, **env) -> str:
   environ = {k: v for k, v in os.environ.items()
-             if k not in ('XLA_FLAGS', platform.SWITCH)}
+             if k not in ('XLA_FLAGS', tuning.SWITCH)}
   result = subprocess.run([sys.executable, '-c', code], cwd=REPO, text=True,
                           capture_output=True, env={**environ, **env},
                           timeout=300)
@@ -123,13 +123,13 @@ def test_importing_and_separating_leave_the_environment_alone():
 
 
 def test_the_entry_point_applies_the_process_settings():
-  code = ('import os; from mixae_jax import platform\n'
-          'platform.apply_process_tuning()\n'
+  code = ('import os; from mixae_jax import tuning\n'
+          'tuning.apply_process_tuning()\n'
           'print(os.environ.get("XLA_FLAGS"))')
-  flag = next(iter(platform.XLA_CPU_FLAGS))
+  flag = next(iter(tuning.XLA_CPU_FLAGS))
   assert flag in _python(code, JAX_PLATFORMS='cpu')
   # Switched off, or not on the CPU: nothing changes.
-  assert _python(code, JAX_PLATFORMS='cpu', **{platform.SWITCH: '0'}).split() == ['None']
+  assert _python(code, JAX_PLATFORMS='cpu', **{tuning.SWITCH: '0'}).split() == ['None']
 
 
 def test_the_release_separates_alike_under_both_forms():
@@ -139,7 +139,8 @@ def test_the_release_separates_alike_under_both_forms():
   plain, _ = inference.restore_state(config, release)
   tuned, _ = inference.restore_state(
       config, release,
-      model=models.create_model(config.model, **platform.layer_forms('cpu')))
+      model=models.create_model(config.model, 'float32',
+                                **tuning.layer_forms('cpu')))
   x = jax.random.uniform(jax.random.key(0), (8, 32, 32, 3))
   for a, b in zip(inference.separate(plain, x), inference.separate(tuned, x)):
     np.testing.assert_allclose(a, b, atol=2e-5)

@@ -1,0 +1,93 @@
+"""The train state: what a training checkpoint holds, and how it starts."""
+
+import functools
+import pathlib
+from typing import Any
+
+from flax.training import train_state
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from mixae_jax import checkpoints
+from mixae_jax import models
+from mixae_jax import optimizer
+from mixae_jax import tuning
+from mixae_jax.data import preprocessing
+from mixae_jax.errors import CheckpointError
+
+
+class TrainState(train_state.TrainState):
+  """Params, optimizer state, BatchNorm statistics and the run's rng key."""
+  batch_stats: Any
+  rng: jax.Array  # Raw uint32 key data, so checkpoints hold plain arrays.
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_variables(model: nn.Module, key: jax.Array) -> Any:
+  """The model's initial variables; one compile per (equal) model."""
+  size = preprocessing.IMAGE_SIZE
+  return model.init({'params': key}, jnp.zeros((1, size, size, 3)),
+                    train=False)
+
+
+def create_train_state(config: ml_collections.ConfigDict,
+                       model: nn.Module | None = None) -> TrainState:
+  """A freshly initialised train state for `config` (seeded by config.seed).
+
+  Args:
+    config: the run's config.
+    model: the network; by default `config.model` built with this backend's
+      layer forms (`tuning.layer_forms`), which share flax's parameters.
+  """
+  if model is None:
+    model = models.create_model(config.model, config.dtype,
+                                **tuning.layer_forms())
+  init_key, run_key = jax.random.split(jax.random.key(config.seed))
+  variables = _init_variables(model, init_key)
+  return TrainState.create(
+      apply_fn=model.apply, params=variables['params'],
+      tx=optimizer.make_optimizer(config),
+      batch_stats=variables.get('batch_stats', {}),
+      rng=jax.random.key_data(run_key))
+
+
+def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
+  """Starts `state` from the weights of another run or a released model.
+
+  The parameters and BatchNorm statistics come from the latest checkpoint in
+  `source` (a run folder, or a release such as ``pretrained/dual``); the
+  optimizer state, the step, and hence the learning-rate schedule start
+  afresh, so a fine-tuning run gets its own warm-up and decay.
+
+  Args:
+    state: a freshly initialised state of this run's config.
+    source: the folder to start from (``config.init_from``).
+
+  Raises:
+    CheckpointError: `source` has no checkpoint, or one of a different model.
+  """
+  where = f'config.init_from={str(source)!r}'
+  wanted = ("name a run folder or a released model (e.g. pretrained/dual), "
+            "or '' to start from random weights")
+  folder = pathlib.Path(source)
+  if not folder.exists():
+    raise CheckpointError(f'{where}: {folder} does not exist; {wanted}')
+  if not folder.is_dir():
+    raise CheckpointError(f'{where}: {folder} is a file, not a run folder; '
+                          f'{wanted}')
+  if not checkpoints.checkpoint_dir(source).is_dir():
+    raise CheckpointError(
+        f'{where}: {folder / checkpoints.CHECKPOINT_DIR} does not exist, so '
+        f'{folder} holds no model; {wanted}')
+  manager = checkpoints.create_manager(source, read_only=True)
+  try:
+    restored = checkpoints.restore_variables(
+        manager, {'params': state.params, 'batch_stats': state.batch_stats})
+  except CheckpointError as e:
+    raise CheckpointError(f'{where} cannot start this model: {e}') from None
+  finally:
+    manager.close()
+  return state.replace(params=restored['params'],
+                       batch_stats=restored['batch_stats'])
