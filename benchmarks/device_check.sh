@@ -106,7 +106,7 @@ mkdir -p "$out"
 exec > >(tee "$out/log.txt") 2>&1
 echo "device_check: budget ${budget}s"
 
-# mixae_jax/platform.py tunes XLA:CPU only; on the GPU it leaves XLA alone.
+# mixae_jax/tuning.py tunes XLA:CPU only; on the GPU it leaves XLA alone.
 export PYTHONUNBUFFERED=1
 install_wheels() {  # folder of wheels -> a site dir put first on PYTHONPATH
   local site="/tmp/site_$(basename "$1")"

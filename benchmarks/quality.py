@@ -116,6 +116,11 @@ COMPUTE = [
         '(model.decoders=shared)', {**_QUICK, 'model.decoders': 'shared'}),
     Row('shared_seed1', 'configs/quick.py', 'shared, seed 1 (the spread)',
         {**_QUICK, 'model.decoders': 'shared', 'seed': 1}, timed_as='shared'),
+    # Not at equal time: quick's steps in bfloat16, for what mixed precision
+    # costs in quality (its home is a GPU; XLA:CPU is no faster).
+    Row('bf16', 'configs/quick.py',
+        "quick in bfloat16 (config.dtype), at quick's steps, not its time",
+        {**_QUICK, 'dtype': 'bfloat16'}, timed_as='quick'),
     Row('adam', 'configs/quick.py',
         'quick with Adam (AdamW, weight decay 0.05 on kernels) for every '
         'parameter', {**_QUICK, 'optimizer.name': 'adam'}, timed_as='quick'),

@@ -26,7 +26,8 @@ import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
-from mixae_jax import config_io, steps, train_state, tuning
+from mixae_jax import config_io, train_state, tuning
+from mixae_jax.steps import make_step_fn
 from mixae_jax.data import pipeline
 
 FLAGS = flags.FLAGS
@@ -54,7 +55,7 @@ def step_seconds(config: ml_collections.ConfigDict, steps: int = 20
       images=jax.numpy.asarray(
           rng.integers(0, 256, (1000, 32, 32, 3), np.uint8)))
   state = train_state.create_train_state(config)
-  step_fn = steps.make_step_fn(config)
+  step_fn = make_step_fn(config)
   start = time.perf_counter()
   state, m = step_fn(state, pool)  # Compile.
   jax.block_until_ready(m)

@@ -22,7 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
   # quick.py's peak is for 1,600 steps at a real width, not a few tiny ones.
   config.optimizer.learning_rate = 2e-3
   # Adam and ReLU compile faster than quick.py's Muon and GELU, and the suite
-  # compiles many steps; tests/test_train.py trains Muon on its own.
+  # compiles many steps; tests/test_train.py and test_optimizer.py train Muon
+  # on their own.
   config.optimizer.name = 'adam'
   config.model.activation = 'relu'
   config.log_every_steps = 2

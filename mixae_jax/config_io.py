@@ -130,6 +130,17 @@ def missing_fields(config: ml_collections.ConfigDict) -> list[str]:
   return [key for key in FIELDS if _lookup(config, key) is _ABSENT]
 
 
+def unknown_fields(config: ml_collections.ConfigDict) -> list[str]:
+  """The fields `config` sets that are not in `FIELDS` (nothing reads them)."""
+  def keys(node, prefix=''):
+    for key, value in node.items():
+      if hasattr(value, 'keys'):
+        yield from keys(value, f'{prefix}{key}.')
+      else:
+        yield prefix + key
+  return [key for key in keys(config) if key not in FIELDS]
+
+
 def _positive_int(config: ml_collections.ConfigDict, key: str,
                   allow_zero: bool = False) -> None:
   value = _lookup(config, key)
@@ -152,6 +163,14 @@ def validate(config: ml_collections.ConfigDict,
     raise ConfigError(
         f'the config lacks {", ".join(missing)}; build it from '
         "configs/dual.py's get_config() (every field has its default there)")
+  unknown = unknown_fields(config)
+  if unknown:
+    removed = [key for key in unknown if key in REMOVED_FIELDS]
+    why = (f' ({", ".join(removed)}: removed, see docs/levers.md)'
+           if removed else '')
+    raise ConfigError(
+        f'the config sets {", ".join(unknown)}, which mixae_jax does not '
+        f'read{why}; remove it, or see configs/dual.py for the fields')
   num_devices = jax.device_count() if num_devices is None else num_devices
   for key in ('batch_size', 'log_every_steps', 'eval.batch_size',
               'eval.num_pairs', 'checkpoint.every_steps',

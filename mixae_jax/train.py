@@ -10,7 +10,6 @@ step in flight (`interrupts`); one run holds a workdir at a time
 """
 
 import functools
-import json
 import pathlib
 import signal
 import sys
@@ -91,33 +90,6 @@ def _stop_non_finite(what: str, manager: Any) -> None:
   raise NonFiniteLossError(
       f'{what}; stopped, and {kept}; lower optimizer.learning_rate (now set '
       'in the config) or set optimizer.grad_clip_norm')
-
-
-# Where an interrupted run keeps the losses of the steps since its last log,
-# so that the resumed run logs the same means as an uninterrupted one.
-PENDING_METRICS_FILE = 'train_metrics_pending.json'
-
-
-def _save_pending_metrics(workdir: pathlib.Path, step: int,
-                          history: list[tuple[int, dict[str, Any]]]) -> None:
-  writers.write_json(workdir / PENDING_METRICS_FILE, {
-      'step': step, 'history': [[s, {k: float(v) for k, v in m.items()}]
-                                for s, m in history]})
-
-
-def _load_pending_metrics(workdir: pathlib.Path, step: int
-                          ) -> list[tuple[int, dict[str, Any]]]:
-  """The saved losses if they lead up to `step` (the restored checkpoint's)."""
-  path = workdir / PENDING_METRICS_FILE
-  try:
-    record = json.loads(path.read_text())
-  except (OSError, ValueError):
-    return []
-  if record.get('step') != step:  # Left by a run resumed from elsewhere.
-    return []
-  # float32, as the step returns them: the means then match bit for bit.
-  return [(s, {k: np.float32(v) for k, v in m.items()})
-          for s, m in record['history']]
 
 
 def _mean_metrics(history: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
@@ -201,7 +173,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
 
   step = int(state.step)
   # Losses of the steps since the last log that an interrupted run left.
-  history = _load_pending_metrics(workdir, step)
+  history = writers.load_pending_metrics(workdir, step)
   writer = writers.open_writer(workdir)
   # A live bar on a terminal only; metrics.jsonl gets the numbers either way.
   progress = tqdm.tqdm(total=config.num_train_steps, initial=step, unit='step',
@@ -246,7 +218,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
           _report(progress, step, config.num_train_steps, scalars)
           history = []
           if distributed.is_primary():
-            (workdir / PENDING_METRICS_FILE).unlink(missing_ok=True)
+            (workdir / writers.PENDING_METRICS_FILE).unlink(missing_ok=True)
           interval_start, interval_steps = time.perf_counter(), 0
         saved = step % config.checkpoint.every_steps == 0 or is_last
         if saved:
@@ -255,15 +227,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
             and not is_last):
           for callback in callbacks:
             callback('eval', step)
-          _periodic_eval(_inference_state(state), int(state.step), eval_fn,
-                         eval_set, config, writer)
+          evaluate.periodic_eval(_inference_state(state), int(state.step),
+                                 eval_fn, eval_set, config, writer)
           interval_start, interval_steps = time.perf_counter(), 0
         if _stop_now(stop, step, config):
           if not saved:
             save(step)
           history = jax.device_get(history)
           if distributed.is_primary():
-            _save_pending_metrics(workdir, step, history)
+            writers.save_pending_metrics(workdir, step, history)
           raise interrupts.Interrupted(
               stop.signum or signal.SIGTERM, f'interrupted at step {step}: '
               'saved a checkpoint; run the same command to resume')
@@ -317,20 +289,3 @@ def _report(progress: tqdm.tqdm, step: int, total: int,
   progress.set_postfix(loss=f'{scalars["loss"]:.5f}',
                        img_s=f'{scalars["images_per_sec"]:.0f}', refresh=False)
   progress.update(step - progress.n)
-
-
-def _periodic_eval(state: Any, step: int, eval_fn: Any,
-                   eval_set: pipeline.EvalSet,
-                   config: ml_collections.ConfigDict,
-                   writer: writers.MetricWriter) -> None:
-  """A cheaper eval during training: the first periodic_num_pairs pairs."""
-  n = min(config.eval.periodic_num_pairs or config.eval.num_pairs,
-          config.eval.num_pairs)
-  record = evaluate.summary(eval_fn(state, num_pairs=n), step,
-                            config.eval.pairing_seed)
-  writer.write_scalars(step, record, kind='eval')
-  samples = evaluate.predict_samples(state, eval_set,
-                                     np.arange(evaluate.NUM_SAMPLE_ROWS))
-  writer.write_image(step, 'eval/samples', plots.sample_grid(samples))
-  logging.info('eval at step %d on %d pairs:\n%s', step, n,
-               evaluate.format_summary(record))

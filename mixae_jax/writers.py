@@ -171,3 +171,31 @@ def _flatten(tree: Mapping[str, Any], prefix: str = ''):
       yield from _flatten(value, name + '/')
     elif isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
       yield name, float(value)
+
+
+# Where an interrupted run keeps the losses of the steps since its last log,
+# so that the resumed run logs the same means as an uninterrupted one.
+PENDING_METRICS_FILE = 'train_metrics_pending.json'
+
+
+def save_pending_metrics(workdir: pathlib.Path, step: int,
+                         history: list[tuple[int, dict[str, Any]]]) -> None:
+  """Keeps the losses of the steps since the last log (an interrupted run's)."""
+  write_json(workdir / PENDING_METRICS_FILE, {
+      'step': step, 'history': [[s, {k: float(v) for k, v in m.items()}]
+                                for s, m in history]})
+
+
+def load_pending_metrics(workdir: pathlib.Path, step: int
+                         ) -> list[tuple[int, dict[str, Any]]]:
+  """The saved losses if they lead up to `step` (the restored checkpoint's)."""
+  path = workdir / PENDING_METRICS_FILE
+  try:
+    record = json.loads(path.read_text())
+  except (OSError, ValueError):
+    return []
+  if record.get('step') != step:  # Left by a run resumed from elsewhere.
+    return []
+  # float32, as the step returns them: the means then match bit for bit.
+  return [(s, {k: np.float32(v) for k, v in m.items()})
+          for s, m in record['history']]

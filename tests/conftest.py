@@ -1,12 +1,21 @@
 """Shared fixtures: tiny synthetic datasets in the standard file formats, a
-tiny config, and one tiny trained run that several tests inspect."""
+tiny config, and one tiny trained run that several tests inspect.
+
+The data and the trained run are built once per test session, not once
+per pytest-xdist worker: the first worker to need one builds it under a
+lock in the folder all workers share; the others wait and read it. Tests
+read them and write elsewhere.
+"""
 
 import atexit
+import fcntl
 import gzip
+import json
 import os
 import pathlib
 import shutil
 import tempfile
+from typing import Callable
 
 # Share compiled work across the suite: a persistent XLA compilation cache
 # for this test session, set before JAX starts, and inherited by the
@@ -79,9 +88,25 @@ def write_dataset(root: pathlib.Path, n_train: int = 200, n_test: int = 100,
   return root
 
 
+def _built_once(tmp_path_factory, name: str,
+                build: Callable[[pathlib.Path], None]) -> pathlib.Path:
+  """``<shared temp folder>/<name>``, built by `build` in one worker only."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    root = root.parent  # The folder every worker's own temp folder is in.
+  folder = root / name
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    if not (root / f'{name}.done').exists():
+      shutil.rmtree(folder, ignore_errors=True)
+      build(folder)
+      (root / f'{name}.done').touch()
+  return folder
+
+
 @pytest.fixture(scope='session')
 def data_dir(tmp_path_factory) -> pathlib.Path:
-  return write_dataset(tmp_path_factory.mktemp('data'))
+  return _built_once(tmp_path_factory, 'data', write_dataset)
 
 
 def tiny_config(data_dir: pathlib.Path, **overrides) -> ml_collections.ConfigDict:
@@ -100,10 +125,12 @@ def tiny_config(data_dir: pathlib.Path, **overrides) -> ml_collections.ConfigDic
 
 @pytest.fixture(scope='session')
 def trained_run(data_dir, tmp_path_factory):
-  """(config, workdir, eval record) of one tiny training run."""
-  from mixae_jax import train
+  """(config, workdir, eval record) of one tiny training run: read it, write
+  elsewhere (other workers read it too)."""
+  from mixae_jax import train  # pylint: disable=g-import-not-at-top
 
-  workdir = tmp_path_factory.mktemp('run')
   config = tiny_config(data_dir)
-  record = train.train_and_evaluate(config, workdir)
+  workdir = _built_once(tmp_path_factory, 'trained_run',
+                        lambda folder: train.train_and_evaluate(config, folder))
+  record = json.loads((workdir / 'eval' / 'metrics.json').read_text())
   return config, workdir, record

@@ -20,15 +20,20 @@ from conftest import tiny_config  # pylint: disable=g-import-not-at-top,wrong-im
 from mixae_jax import checkpoints, steps, train, train_state, writers  # pylint: disable=wrong-import-position
 
 
+def config(data_dir: str):
+  """The run: tiny.py's, a log at every step."""
+  return tiny_config(pathlib.Path(data_dir), num_train_steps=6, **{
+      'eval.every_steps': 0, 'log_every_steps': 1})
+
+
 def main() -> None:
-  data_dir, workdir, norm = sys.argv[1:4]
-  config = tiny_config(pathlib.Path(data_dir), num_train_steps=6, **{
-      'eval.every_steps': 0, 'log_every_steps': 1, 'model.norm': norm})
-  record = train.train_and_evaluate(config, workdir)
+  data_dir, workdir = sys.argv[1:3]
+  record = train.train_and_evaluate(config(data_dir), workdir)
   losses = [r['loss'] for r in writers.read_jsonl(pathlib.Path(workdir) / 'metrics.jsonl')
             if r['kind'] == 'train']
   manager = checkpoints.create_manager(workdir, read_only=True)
-  state = checkpoints.restore(manager, train_state.create_train_state(config))
+  state = checkpoints.restore(manager,
+                              train_state.create_train_state(config(data_dir)))
   print(json.dumps({
       'devices': jax.device_count(),
       'losses': losses,

@@ -96,3 +96,10 @@ def test_a_config_missing_a_field_is_named_before_any_work():
   with pytest.raises(ConfigError, match=r"the config lacks model.decoders; "
                      r"build it from configs/dual.py's get_config\(\)"):
     config_io.validate(config)
+  # A field nothing reads (a removed option, a typo in a config file) is
+  # never silently ignored.
+  config = dual.get_config()
+  config.model.norm = 'group'
+  with pytest.raises(ConfigError, match=r'the config sets model.norm, which '
+                     r'mixae_jax does not read \(model.norm: removed'):
+    config_io.validate(config)

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO, tiny_config
 from mixae_jax import checkpoints, train, train_state, writers
-from mixae_jax.errors import CheckpointError
+from mixae_jax.errors import CheckpointError, MixaeError
 
 
 def _launch(*args, env=None, timeout=600):
@@ -131,17 +131,8 @@ def test_kills_and_signals_at_any_point_then_resume_exactly(data_dir, tmp_path):
   print('stops (signals, exit status, latest checkpoint):', outcomes)
 
 
-def test_same_config_and_seed_give_identical_metrics(trained_run, tmp_path):
-  config, workdir, record = trained_run
-  again = train.train_and_evaluate(config, tmp_path)
-  print('run 1:', json.dumps(record, sort_keys=True))
-  print('run 2:', json.dumps(again, sort_keys=True))
-  assert again == record
-  first = [r['loss'] for r in writers.read_jsonl(workdir / 'metrics.jsonl')
-           if r['kind'] == 'train']
-  second = [r['loss'] for r in writers.read_jsonl(tmp_path / 'metrics.jsonl')
-            if r['kind'] == 'train']
-  assert first == second
+# The same config and seed give identical metrics and losses, in another
+# process even: test_kills_and_signals_at_any_point_then_resume_exactly.
 
 
 def test_other_seed_gives_other_metrics(trained_run, tmp_path):
@@ -246,66 +237,88 @@ def _corrupt_image(folder):
   return path
 
 
-# (extra flags, the words the one-line error must contain). Each runs the real
-# command line against a copy of a trained run, which must come out unchanged.
+# (config overrides as --config.<key>=value sets them, the words the error
+# must contain). Each runs the command line's `cli.run`, in this process,
+# against a copy of a trained run, which must come out unchanged; what the
+# command line then prints (one line, exit 2) is the subprocess tests' below.
 CLI_CASES = {
-    'mistyped config key': (['--config.modle.name=unet'],
-                            'no such config field: \'modle\' Did you mean "model"'),
-    'wrong type': (['--config.batch_size=eight'], 'invalid literal for int()'),
-    'zero batch size': (['--config.batch_size=0'], 'batch_size=0 must be an integer >= 1'),
-    'negative batch size': (['--config.batch_size=-4'], 'batch_size=-4 must be'),
-    'unknown model': (['--config.model.name=resnet'], "model.name='resnet' is unknown"),
-    'too many eval pairs': (['--config.eval.num_pairs=5000'],
+    'zero batch size': ({'batch_size': 0}, 'batch_size=0 must be an integer >= 1'),
+    'negative batch size': ({'batch_size': -4}, 'batch_size=-4 must be'),
+    'unknown model': ({'model.name': 'resnet'}, "model.name='resnet' is unknown"),
+    'too many eval pairs': ({'eval.num_pairs': 5000},
                             'eval.num_pairs=5000 must be in 1..100'),
-    'missing data folder': (['--config.data.dir=/no/data'],
+    'missing data folder': ({'data.dir': '/no/data'},
                             'data folder /no/data does not exist'),
-    'other architecture': (['--config.model.widths=(8, 16)'],
+    'other architecture': ({'model.widths': (8, 16)},
                            'saved by a different model or config'),
-    'nan loss': (['--config.optimizer.learning_rate=1e30', '--config.num_train_steps=20',
-                  '--config.optimizer.schedule=constant'],
-                 'the training loss became'),
+    'nan loss': ({'optimizer.learning_rate': 1e30, 'num_train_steps': 20,
+                  'optimizer.schedule': 'constant'}, 'the training loss became'),
 }
 
 
-@pytest.mark.parametrize('case', sorted(CLI_CASES))
-def test_bad_input_from_the_command_line(trained_run, tmp_path, case):
-  extra, words = CLI_CASES[case]
+def test_bad_config_values_for_a_trained_run(trained_run, tmp_path):
+  from mixae_jax.apps import cli  # pylint: disable=g-import-not-at-top
   config, source, _ = trained_run
-  workdir = tmp_path / 'run'
-  shutil.copytree(source, workdir)
-  before = _snapshot(workdir)
-  result = _launch(f'--config={REPO / "configs" / "quick.py"}', f'--workdir={workdir}',
-                   f'--config.data.dir={config.data.dir}', '--config.data.source=local',
-                   '--config.model.widths=(4, 8)', '--config.batch_size=8',
-                   '--config.eval.num_pairs=40', '--config.eval.batch_size=16',
-                   # As configs/tiny.py, which trained the run.
-                   '--config.optimizer.name=adam', '--config.model.activation=relu',
-                   *extra)
-  lines = result.stderr.strip().splitlines()
-  assert result.returncode == 2, result.stderr[-2000:]
-  assert 'Traceback' not in result.stderr
-  assert lines[-1].startswith('error: ') and words in lines[-1], lines[-3:]
-  after = _snapshot(workdir)
-  # Nothing already there changed; at most a new TensorBoard event file appeared.
-  assert {k: after.get(k) for k in before} == before
-  assert all(k.startswith('tensorboard/') for k in set(after) - set(before))
+  for case, (overrides, words) in CLI_CASES.items():
+    workdir = tmp_path / case.replace(' ', '_')
+    shutil.copytree(source, workdir)
+    before = _snapshot(workdir)
+    with pytest.raises(MixaeError) as error:
+      cli.run('train', str(workdir), tiny_config(config.data.dir, **overrides))
+    message = str(error.value)
+    assert words in message and '\n' not in message, (case, message)
+    after = _snapshot(workdir)
+    # Nothing already there changed; at most a new TensorBoard event file.
+    assert {k: after.get(k) for k in before} == before, case
+    assert all(k.startswith('tensorboard/') for k in set(after) - set(before))
+
+
+# Mistakes a mode finds once it runs: (mode, its arguments, the words).
+RUN_CASES = [
+    ('eval', {'workdir': '/no/such/run'},
+     '/no/such/run does not exist: name a mixae_jax run folder'),
+    ('eval', {'workdir': 'IMAGE'}, 'is a file, not a mixae_jax run folder'),
+    ('separate', {'inputs': ['RUN/eval/samples.png'], 'resize': True,
+                  'output_dir': 'IMAGE'},
+     'it is a file, not a folder; make it writable, free disk space, or '
+     'choose another --output_dir'),
+    ('train', {}, '--mode=train needs --config'),
+    ('separate', {'inputs': ['IMAGE'], 'output_dir': 'TMP/out'},
+     'is not an image file'),
+    ('separate', {'digit': 'IMAGE', 'output_dir': 'TMP/out'},
+     '--digit and --image go together'),
+]
+
+
+def test_mode_mistakes_are_one_line_errors(trained_run, tmp_path):
+  from mixae_jax.apps import cli  # pylint: disable=g-import-not-at-top
+  image = _corrupt_image(tmp_path)
+  fill = lambda v: (v.replace('RUN', str(trained_run[1]))
+                    .replace('IMAGE', str(image)).replace('TMP', str(tmp_path)))
+  for mode, args, words in RUN_CASES:
+    args = {k: [fill(x) for x in v] if isinstance(v, list) else
+            fill(v) if isinstance(v, str) else v for k, v in args.items()}
+    workdir = args.pop('workdir', str(trained_run[1]))
+    with pytest.raises(MixaeError) as error:
+      cli.run(mode, workdir, **args)
+    assert words in str(error.value) and '\n' not in str(error.value), (
+        mode, str(error.value))
 
 
 @pytest.mark.parametrize('args, words', [
+    # Found while parsing the command line, before any mode runs.
     (['--config=configs/nope.py', '--workdir=/tmp/x'], 'config file configs/nope.py not found'),
     (['--config=TMP', '--workdir=/tmp/x'], 'is a folder, not a config file'),
     (['--config=TMP/broken.py', '--workdir=/tmp/x'],
      "broken.py failed to load: SyntaxError: '(' was never closed (line 2); fix it"),
+    (['--config=configs/quick.py'], 'Flag --workdir must have a value'),
+    (['--config=configs/tiny.py', '--workdir=TMP/w', '--config.modle.name=unet'],
+     'no such config field: \'modle\' Did you mean "model"'),
+    (['--config=configs/tiny.py', '--workdir=TMP/w', '--config.batch_size=eight'],
+     'invalid literal for int()'),
+    # And one a mode finds, printed as every mode's is.
     (['--mode=eval', '--workdir=/no/such/run'], '/no/such/run does not exist: name '
      'a mixae_jax run folder'),
-    (['--mode=eval', '--workdir=IMAGE'], 'is a file, not a mixae_jax run folder'),
-    (['--mode=separate', '--workdir=RUN', '--input=RUN/eval/samples.png', '--resize',
-      '--output_dir=IMAGE'], 'it is a file, not a folder; make it writable, free '
-     'disk space, or choose another --output_dir'),
-    (['--config=configs/quick.py'], 'Flag --workdir must have a value'),
-    (['--workdir=/tmp/x'], '--mode=train needs --config'),
-    (['--mode=separate', '--workdir=RUN', '--input=IMAGE'], 'is not an image file'),
-    (['--mode=separate', '--workdir=RUN', '--digit=IMAGE'], '--digit and --image go together'),
 ])
 def test_more_command_line_mistakes(trained_run, tmp_path, args, words):
   image = _corrupt_image(tmp_path)
@@ -396,14 +409,14 @@ CONFIG_FILES = {
 @pytest.mark.parametrize('name', sorted(CONFIG_FILES))
 def test_every_broken_config_file_gets_one_line(tmp_path, name):
   import importlib.util  # pylint: disable=g-import-not-at-top
-  from mixae_jax.apps import cli  # pylint: disable=g-import-not-at-top
+  from mixae_jax.apps import config_files  # pylint: disable=g-import-not-at-top
   text, words = CONFIG_FILES[name]
   path = tmp_path / name
   if text is None:
     path.mkdir()
   else:
     path.write_text(text)
-  message = cli.config_file_problem(str(path))
+  message = config_files.config_file_problem(str(path))
   if message is None:  # Loadable as a file: load it as ml_collections does.
     try:
       spec = importlib.util.spec_from_file_location('config_config', path)
@@ -411,7 +424,7 @@ def test_every_broken_config_file_gets_one_line(tmp_path, name):
       spec.loader.exec_module(module)
       module.get_config()
     except Exception as e:  # pylint: disable=broad-except
-      message = cli.config_load_error(str(path), e)
+      message = config_files.config_load_error(str(path), e)
   assert message is not None and str(path) in message
   assert re.search(words, message) and '\n' not in message, message
 

@@ -144,9 +144,10 @@ def test_run_writes_every_output(trained_run):
   assert checkpoints.create_manager(workdir, read_only=True).all_steps() == [3, 6]
 
 
-def test_eval_mode_reproduces_the_end_of_training_metrics(trained_run):
+def test_eval_mode_reproduces_the_end_of_training_metrics(trained_run,
+                                                           tmp_path):
   config, workdir, record = trained_run
-  again = evaluate.evaluate_checkpoint(config, workdir)
+  again = evaluate.evaluate_checkpoint(config, workdir, tmp_path)
   assert again == record
 
 

@@ -21,7 +21,6 @@ and nowhere else; ``MIXAE_PLATFORM_TUNING=0`` turns it off.
 
 import logging as std_logging
 import os
-import pathlib
 import sys
 import threading
 
@@ -33,6 +32,7 @@ from ml_collections import config_flags
 from mixae_jax import config_io
 from mixae_jax import interrupts
 from mixae_jax import tuning
+from mixae_jax.apps import config_files
 from mixae_jax.errors import ConfigError, MixaeError
 
 MODES = ('train', 'eval', 'separate', 'export', 'serve')
@@ -237,37 +237,6 @@ def main(argv: list[str]) -> None:
     _fail('interrupted (SIGINT) while starting; nothing had been written', 130)
 
 
-# The repository's configs/ folder (beside the package in a clone or an
-# editable install). It is not installed as a package of its own.
-CONFIGS_DIR = pathlib.Path(__file__).resolve().parents[2] / 'configs'
-
-
-def _find_config(argv: list[str]) -> list[str]:
-  """Lets ``--config=configs/dual.py`` work from any folder.
-
-  A config path that does not exist relative to the working directory is
-  looked up in the repository's configs/ (``dual``, ``dual.py`` and
-  ``configs/dual.py`` all name configs/dual.py). The folder above the
-  config's configs/ goes on ``sys.path``, as for ``python launch.py``, so
-  that configs can build on each other (``from configs import dual``).
-  """
-  resolved = []
-  for arg in argv:
-    if arg.startswith('--config=') and '.' not in arg.split('=', 1)[0][2:]:
-      path, sep, override = arg.split('=', 1)[1].partition(':')
-      if not pathlib.Path(path).exists():
-        name = pathlib.Path(path).name
-        candidate = CONFIGS_DIR / (name if name.endswith('.py') else name + '.py')
-        if candidate.is_file():
-          path = str(candidate)
-          arg = f'--config={candidate}{sep}{override}'
-      folder = pathlib.Path(path).resolve().parent
-      if folder.name == 'configs' and str(folder.parent) not in sys.path:
-        sys.path.insert(0, str(folder.parent))
-    resolved.append(arg)
-  return resolved
-
-
 def _show_flags_in_help() -> None:
   """Makes ``--help`` list this module's flags (absl shows the main module's)."""
   for name in ('mode', 'workdir', 'config', 'input', 'digit', 'image',
@@ -289,46 +258,6 @@ def _fail(message: str, status: int = 2) -> None:
   os._exit(status)
 
 
-_EXAMPLE_CONFIG = 'use e.g. --config=configs/dual.py'
-
-
-def config_file_problem(path: str) -> str | None:
-  """What makes `path` unusable as a config file, or None if nothing does."""
-  file = pathlib.Path(path)
-  if file.is_dir():
-    return f'--config={path} is a folder, not a config file; {_EXAMPLE_CONFIG}'
-  if not file.exists():
-    return f'config file {path} not found; {_EXAMPLE_CONFIG}'
-  if file.suffix != '.py':
-    return (f'config file {path} is not a Python file (.py); a config is a '
-            f'.py file whose get_config() returns a ConfigDict; {_EXAMPLE_CONFIG}')
-  if not os.access(file, os.R_OK):
-    return (f'config file {path} cannot be read (permission denied); make it '
-            'readable')
-  if not file.read_bytes().strip():
-    return (f'config file {path} is empty; it must define get_config() '
-            f'returning a ConfigDict; {_EXAMPLE_CONFIG}')
-  return None
-
-
-def config_load_error(path: str, error: BaseException) -> str:
-  """One line for a config file whose code failed: what, and where in it."""
-  line = getattr(error, 'lineno', None) if isinstance(error, SyntaxError) else None
-  tb = error.__traceback__
-  while tb is not None:  # The deepest frame in the config file itself.
-    if pathlib.Path(tb.tb_frame.f_code.co_filename).name == pathlib.Path(path).name:
-      line = tb.tb_lineno
-    tb = tb.tb_next
-  where = f' (line {line})' if line else ''
-  detail = ' '.join(str(error.msg if isinstance(error, SyntaxError)
-                       else error).split())
-  if isinstance(error, AttributeError) and 'get_config' in detail:
-    return (f'config file {path} defines no get_config(); a config file '
-            f'defines get_config() returning a ConfigDict; {_EXAMPLE_CONFIG}')
-  return (f'config file {path} failed to load: {type(error).__name__}: '
-          f'{detail}{where}; fix it (--verbose shows the traceback)')
-
-
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with one-line errors instead of tracebacks."""
   if any(arg in ('-h', '--help', '-?', '--helpshort') for arg in argv[1:]):
@@ -339,7 +268,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   for arg in argv[1:]:
     if arg.startswith('--config='):
       config_path = arg.split('=', 1)[1].partition(':')[0]
-      problem = config_file_problem(config_path)
+      problem = config_files.config_file_problem(config_path)
       if problem and not verbose:
         _fail(problem)
   try:
@@ -360,8 +289,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
     if isinstance(e, AttributeError) and "no attribute 'get'" in str(e):
       _fail(f'config file {config_path}: get_config() returned '
             f'{type(FLAGS["config"].value).__name__}, not a ConfigDict; '
-            f'{_EXAMPLE_CONFIG}')
-    _fail(config_load_error(config_path, e))
+            f'{config_files.EXAMPLE_CONFIG}')
+    _fail(config_files.config_load_error(config_path, e))
   return rest
 
 
@@ -369,6 +298,6 @@ def launch() -> None:
   """Runs the command line (what ``launch.py`` calls)."""
   # First: glibc and XLA read their settings once, when the process starts.
   tuning.apply_process_tuning()
-  sys.argv = _find_config(sys.argv)
+  sys.argv = config_files.find_config(sys.argv)
   _show_flags_in_help()
   app.run(main, flags_parser=_parse_flags)
