@@ -12,15 +12,14 @@ error instead of restoring wrong numbers. Nothing here knows the train
 state's fields: any dataclass or dict of arrays saves and restores.
 """
 
-import dataclasses
 import pathlib
-import zlib
 from typing import Any, Mapping
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from mixae_jax import checksums
 from mixae_jax.errors import CheckpointError
 
 CHECKPOINT_DIR = 'checkpoints'
@@ -89,7 +88,8 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
   """
   try:
     manager.save(step, args=ocp.args.StandardSave(state), force=True,
-                 custom_metadata={CRC_KEY: field_fingerprints(state)})
+                 custom_metadata={
+                     checksums.CRC_KEY: checksums.field_fingerprints(state)})
   except Exception as e:  # pylint: disable=broad-except
     if _os_error(e) is None:
       raise
@@ -104,49 +104,6 @@ def wait(manager: ocp.CheckpointManager) -> None:
     if _os_error(e) is None:
       raise
     raise _save_failed(manager, 'a checkpoint', e) from None
-
-
-# The metadata key of the per-field checksums. Checkpoints written before
-# them hold one CRC over the whole tree under 'crc32' (`_LEGACY_CRC_KEY`).
-CRC_KEY = 'crc32_by_field'
-_LEGACY_CRC_KEY = 'crc32'
-
-
-def fingerprint(tree: Any) -> int:
-  """CRC32 over the bytes of every array in `tree`, in tree order."""
-  crc = 0
-  for leaf in jax.device_get(jax.tree.leaves(tree)):
-    leaf = np.asarray(leaf)
-    if np.issubdtype(leaf.dtype, np.integer):
-      leaf = leaf.astype(np.int64)  # The step may come back as int32 or int64.
-    crc = zlib.crc32(np.ascontiguousarray(leaf).tobytes(), crc)
-  return crc
-
-
-def fields(state: Any) -> dict[str, Any]:
-  """A state's top-level fields: a dataclass's pytree fields, a dict's items."""
-  if isinstance(state, Mapping):
-    return dict(state)
-  if dataclasses.is_dataclass(state):
-    return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
-            if f.metadata.get('pytree_node', True)}
-  raise TypeError(f'cannot checkpoint a {type(state).__name__}: use a '
-                  'dataclass or a dict of arrays')
-
-
-def field_fingerprints(state: Any) -> dict[str, int]:
-  """`fingerprint` of each top-level field of `state`."""
-  return {name: fingerprint(value) for name, value in fields(state).items()}
-
-
-def _check_fingerprints(where: str, expected: Mapping[str, int],
-                        restored: Mapping[str, Any]) -> None:
-  """Raises CheckpointError if a restored field's CRC is not the saved one."""
-  for name, value in restored.items():
-    if name in expected and fingerprint(value) != expected[name]:
-      raise CheckpointError(
-          f'{where} is corrupt: its {name} arrays do not match the checksum '
-          'written with them; restore an earlier step or retrain')
 
 
 def _path(keys: tuple[Any, ...]) -> str:
@@ -219,7 +176,8 @@ def _saved_tree(manager: ocp.CheckpointManager, step: int | None
   def metadata():
     custom = manager.metadata(step).custom_metadata
     return (dict(manager.item_metadata(step)),
-            custom.get(CRC_KEY, custom.get(_LEGACY_CRC_KEY)))
+            custom.get(checksums.CRC_KEY,
+                       custom.get(checksums.LEGACY_CRC_KEY)))
   saved, crc = _read(where, 'its metadata cannot be read: ', metadata)
   return step, where, saved, crc
 
@@ -250,7 +208,7 @@ def restore(manager: ocp.CheckpointManager, target: Any,
     raise CheckpointError(
         f'{where} was saved by a different model or config: {mismatch}; use '
         'the config it was trained with (its config.json) or another --workdir')
-  wanted = fields(target)
+  wanted = checksums.fields(target)
   item = {name: value for name, value in wanted.items() if name in saved}
   # Fields on disk that the target lacks hold no arrays (else `mismatch`).
   item.update({name: _zeros_like_saved(value) for name, value in saved.items()
@@ -260,8 +218,8 @@ def restore(manager: ocp.CheckpointManager, target: Any,
   restored = {name: restored[name] if name in item else value
               for name, value in wanted.items()}
   if isinstance(expected_crc, Mapping):
-    _check_fingerprints(where, expected_crc, restored)
-  elif expected_crc is not None and fingerprint(
+    checksums.check_fingerprints(where, expected_crc, restored)
+  elif expected_crc is not None and checksums.fingerprint(
       list(restored.values())) != expected_crc:
     raise CheckpointError(
         f'{where} is corrupt: its arrays do not match the checksum written '
@@ -316,9 +274,9 @@ def restore_variables(manager: ocp.CheckpointManager, variables: Any,
            'batch_stats': restored.get('batch_stats', {}),
            'step': restored['step']}
   if isinstance(expected_crc, Mapping):
-    _check_fingerprints(where, expected_crc, model)
+    checksums.check_fingerprints(where, expected_crc, model)
   elif expected_crc is not None and 'opt_state' not in restored and (
-      fingerprint(restored) != expected_crc):
+      checksums.fingerprint(restored) != expected_crc):
     # One CRC over a release's whole (sorted) dict. A training checkpoint of
     # that time was summed in its train state's field order, which this
     # generic reader does not know: it is checked when the trainer restores

@@ -13,7 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import tiny_config
-from mixae_jax import checkpoints, evaluate, losses, steps, train, writers
+from mixae_jax import checkpoints, checksums, evaluate, losses, steps, train, writers
 from mixae_jax.data import pipeline
 from mixae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from mixae_jax.losses import LossSettings
@@ -187,7 +187,7 @@ def test_a_checkpoint_from_before_a_field_was_removed_still_restores(
   # As that code saved it: one CRC over the whole tree, in its field order.
   manager = checkpoints.create_manager(tmp_path)
   manager.save(5, args=ocp.args.StandardSave(old), force=True,
-               custom_metadata={'crc32': checkpoints.fingerprint(old)})
+               custom_metadata={'crc32': checksums.fingerprint(old)})
   manager.wait_until_finished()
   restored = checkpoints.restore(manager, create_train_state(config))
   assert int(restored.step) == 5
@@ -196,7 +196,7 @@ def test_a_checkpoint_from_before_a_field_was_removed_still_restores(
   # And a damaged one of that time is still refused.
   damaged = old.replace(params=jax.tree.map(lambda x: x + 1, old.params))
   manager.save(6, args=ocp.args.StandardSave(damaged), force=True,
-               custom_metadata={'crc32': checkpoints.fingerprint(old)})
+               custom_metadata={'crc32': checksums.fingerprint(old)})
   manager.wait_until_finished()
   with pytest.raises(CheckpointError, match='do not match the checksum'):
     checkpoints.restore(manager, create_train_state(config), 6)
@@ -216,7 +216,7 @@ def test_checkpoints_follow_any_state_tree_and_check_each_field(tmp_path):
   damaged = {**saved, 'weights': {'w': jnp.arange(4.0) + 1}}
   manager.save(2, args=ocp.args.StandardSave(damaged), force=True,
                custom_metadata={
-                   checkpoints.CRC_KEY: checkpoints.field_fingerprints(saved)})
+                   checksums.CRC_KEY: checksums.field_fingerprints(saved)})
   manager.wait_until_finished()
   with pytest.raises(CheckpointError, match='its weights arrays do not match'):
     checkpoints.restore(manager, saved, 2)
