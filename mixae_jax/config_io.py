@@ -64,9 +64,11 @@ REMOVED_FIELDS = {
 }
 
 
-def _split(key: str) -> tuple[list[str], str]:
+def _parent(config: ml_collections.ConfigDict, key: str):
+  """(the section that holds dotted `key`, its last name); None if absent."""
   *parents, leaf = key.split('.')
-  return parents, leaf
+  node = _lookup(config, '.'.join(parents)) if parents else config
+  return (node if hasattr(node, 'keys') else None), leaf
 
 
 def _lookup(config: ml_collections.ConfigDict, key: str):
@@ -99,15 +101,9 @@ def upgrade(config: ml_collections.ConfigDict, source: str
   """
   config = ml_collections.ConfigDict(config.to_dict())
   for key, value in ADDED_FIELDS.items():
-    parents, leaf = _split(key)
-    node = config
-    for part in parents:
-      if part not in node:
-        break
-      node = node[part]
-    else:
-      if leaf not in node:
-        node[leaf] = value
+    node, leaf = _parent(config, key)
+    if node is not None and leaf not in node:
+      node[leaf] = value
   for key, (value, commit) in REMOVED_FIELDS.items():
     saved = _lookup(config, key)
     if saved is _ABSENT:
@@ -117,10 +113,7 @@ def upgrade(config: ml_collections.ConfigDict, source: str
           f'{source} sets {key}={saved!r}, an option that lost its '
           f'measurements and was removed (docs/levers.md); only {value!r} '
           f'remains. Use mixae_jax at commit {commit} to run this model')
-    parents, leaf = _split(key)
-    node = config
-    for part in parents:
-      node = node[part]
+    node, leaf = _parent(config, key)
     del node[leaf]
   return config
 
