@@ -37,11 +37,15 @@ def environment(devices: int = 1) -> dict[str, str]:
   return env
 
 
-def launch(data_dir, workdir, *flags, devices: int = 1) -> subprocess.Popen:
-  """``launch.py`` training the tiny run of multiprocess_run.py."""
+def launch(data_dir, workdir, *flags, devices: int = 1,
+           lag_s: float = 0) -> subprocess.Popen:
+  """``launch.py`` training the tiny run of multiprocess_run.py; with
+  `lag_s`, the process reaches its checks that long after it joined."""
   overrides = [f'--config.{k}={v}' for k, v in CONFIG_OVERRIDES.items()]
+  program = (['tests/late_process.py', str(lag_s)] if lag_s else
+             ['launch.py'])
   return subprocess.Popen(
-      [sys.executable, 'launch.py', '--config=configs/tiny.py',
+      [sys.executable, *program, '--config=configs/tiny.py',
        '--config.data.source=local', f'--config.data.dir={data_dir}',
        *overrides, f'--workdir={workdir}', *flags],
       cwd=REPO, env=environment(devices), stdout=subprocess.PIPE,
@@ -158,8 +162,11 @@ def test_bad_set_ups_fail_fast_on_every_process(data_dir, tmp_path):
   port = free_port()  # Nobody listens there.
   unreachable = launch(data_dir, tmp_path / 'a', *processes(port)[1],
                        '--coordinator_timeout=2')
+  # Process 1 lags: process 0 finds the mistake first, and must not take
+  # the coordinator away before process 1 has found it too.
   indivisible = [launch(data_dir, tmp_path / 'b', '--config.batch_size=3',
-                        *flags) for flags in processes(free_port())]
+                        *flags, lag_s=4 * i)
+                 for i, flags in enumerate(processes(free_port()))]
   elsewhere = [launch(data_dir, tmp_path / f'c{i}', *flags)
                for i, flags in enumerate(processes(free_port()))]
 

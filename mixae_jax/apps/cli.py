@@ -252,10 +252,29 @@ def _fail(message: str, status: int = 2) -> None:
   print(message if status != 2 else f'error: {message}', file=sys.stderr)
   sys.stdout.flush()
   sys.stderr.flush()
+  if status == 2:  # Not after a signal: a peer may be gone, not just late.
+    _leave_the_other_processes()
   # Not sys.exit: after a failed restore, orbax's background tasks can print
   # tracebacks of their own while the interpreter shuts down.
   os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
   os._exit(status)
+
+
+def _leave_the_other_processes() -> None:
+  """Waits, in a run of several processes, until every one is leaving.
+
+  A set-up error (a batch size, a folder) is found by every process, but not
+  at the same moment. Had process 0 exited at once, its coordinator would be
+  gone while the others still start, and JAX aborts them with a C++ trace
+  instead of their own one line. JAX's shutdown waits at a barrier for all.
+  """
+  jax = sys.modules.get('jax')
+  if jax is None or not jax.distributed.is_initialized():
+    return
+  try:
+    jax.distributed.shutdown()
+  except Exception:  # pylint: disable=broad-except
+    pass  # A process already gone: leaving is all that is left to do.
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
