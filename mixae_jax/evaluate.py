@@ -18,12 +18,13 @@ from mixae_jax import distributed
 from mixae_jax import inference
 from mixae_jax import metrics
 from mixae_jax import models
-from mixae_jax import tuning
 from mixae_jax import sharding
+from mixae_jax import tuning
 from mixae_jax import writers
 from mixae_jax.data import pipeline
 from mixae_jax.data import preprocessing
 from mixae_jax.inference import separate, separate_jitted
+from mixae_jax.sharding import put as put_on_mesh
 
 NUM_SAMPLE_ROWS = 10
 
@@ -68,7 +69,7 @@ def per_image_metrics(state: Any, eval_set: pipeline.EvalSet,
     digits, images = (_pad(a[start:stop], batch_size)
                       for a in (eval_set.digits, eval_set.images))
     if sharding is not None:
-      digits, images = jax.device_put((digits, images), sharding)
+      digits, images = put_on_mesh((digits, images), sharding)
     result = eval_step(state, digits, images)
     chunks.append((result, stop - start))
   # One transfer at the end: the steps above ran without waiting on the host.
@@ -238,7 +239,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
   datasets = pipeline.load_datasets(config.data, with_train=False)
   eval_set = pipeline.make_eval_set(datasets, config.eval.num_pairs,
                                     config.eval.pairing_seed)
-  state = jax.device_put(state, sharding.replicated(mesh))
+  state = put_on_mesh(state, sharding.replicated(mesh))
   with writers.open_writer(output_dir) as writer:
     return run_eval(state, step, eval_set, config, output_dir, writer,
                     sharding.data_sharding(mesh))

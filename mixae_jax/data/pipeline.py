@@ -18,7 +18,6 @@ on the device, so the host does no per-step work. Eval pairs are fixed by
 
 import functools
 import importlib.util
-import os
 import pathlib
 import socket
 from typing import NamedTuple
@@ -32,6 +31,7 @@ import numpy as np
 from mixae_jax.data import local_files
 from mixae_jax.data import preprocessing
 from mixae_jax.errors import ConfigError, DataError
+from mixae_jax.sharding import put as put_on_mesh
 from mixae_jax.data.local_files import Split
 
 SOURCES = ('auto', 'local', 'tfds')
@@ -182,11 +182,6 @@ def _prepare_tfds(name: str, tfds_dir: str | None) -> None:
   builder.download_and_prepare()
 
 
-def default_data_dir() -> str:
-  """The local data folder named by MIXAE_DATA_DIR, or '' when unset."""
-  return os.environ.get('MIXAE_DATA_DIR', '')
-
-
 def make_train_pool(datasets: Datasets,
                     sharding: jax.sharding.Sharding | None = None,
                     num_pairs: int = 0, pairing_seed: int = 0) -> TrainPool:
@@ -205,8 +200,8 @@ def make_train_pool(datasets: Datasets,
     digit_index, image_index = pairing(num_pairs, pairing_seed, len(digits),
                                        len(images), what='data.train_pairs')
     digits, images = digits[digit_index], images[image_index]
-  return TrainPool(digits=jax.device_put(digits, sharding),
-                   images=jax.device_put(images, sharding),
+  return TrainPool(digits=put_on_mesh(digits, sharding),
+                   images=put_on_mesh(images, sharding),
                    paired=bool(num_pairs))
 
 
