@@ -11,9 +11,9 @@ warm-up cap) are derived in code, so overrides stay consistent. Why each
 value was chosen, with its measurement: docs/levers.md.
 """
 
-import os
-
 import ml_collections
+
+from mixae_jax.data import local_files
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -55,8 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   # 'auto' (the local folder if complete, else tfds), 'local' or 'tfds'.
   config.data.source = 'auto'
-  # Folder with the standard MNIST / CIFAR-10 files; '' means none.
-  config.data.dir = os.environ.get('MIXAE_DATA_DIR', '')
+  # Folder with the standard MNIST / CIFAR-10 files ('' means none): by
+  # default $MIXAE_DATA_DIR, else the .cache/data that set-up wrote.
+  config.data.dir = local_files.default_folder()
   # tensorflow-datasets data_dir; '' means tfds's default (~/tensorflow_datasets).
   config.data.tfds_dir = ''
   # Training pairs: 0 draws fresh random (digit, image) pairs at every step;

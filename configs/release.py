@@ -13,9 +13,9 @@ warm-up and cosine cycle of 25,000 steps (seed 1: other training pairs).
 Its record: docs/released_model.md.
 """
 
-import os
-
 import ml_collections
+
+from mixae_jax.data import local_files
 
 STAGES = ('pretrain', 'finetune')
 
@@ -35,7 +35,7 @@ def get_config(stage: str = 'pretrain') -> ml_collections.ConfigDict:
       head='consistent', digit_resized_from=28, activation='relu',
       decoders='twin'))
   config.data = ml_collections.ConfigDict(dict(
-      source='auto', dir=os.environ.get('MIXAE_DATA_DIR', ''), tfds_dir='',
+      source='auto', dir=local_files.default_folder(), tfds_dir='',
       train_pairs=0))
   # The first stage's export (the second command above).
   config.init_from = 'runs/release_pretrain_export' if finetune else ''

@@ -1,7 +1,6 @@
 """Checking configs before any work starts, and saving/loading them as JSON."""
 
 import json
-import os
 import pathlib
 
 import jax
@@ -10,6 +9,7 @@ import ml_collections
 from mixae_jax import atomic_files
 from mixae_jax import losses
 from mixae_jax import models
+from mixae_jax.data import local_files
 from mixae_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = 'config.json'
@@ -214,8 +214,9 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
 
   A config saved by an older mixae_jax is upgraded (`upgrade`). The saved
   data folder belongs to the machine that trained: when it is empty or
-  absent here (a released model), ``MIXAE_DATA_DIR``, if set, names this
-  machine's folder instead.
+  absent here (a released model), this machine's default folder is used
+  (`local_files.default_folder`: ``MIXAE_DATA_DIR``, or the one set-up
+  wrote).
 
   Raises:
     CheckpointError: the workdir has no (readable) ``config.json``.
@@ -247,8 +248,8 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     raise CheckpointError(
         f'{path} is not a mixae_jax config: it lacks {", ".join(missing)}; '
         'pass --config explicitly, or use the config.json a run wrote')
-  env_dir = os.environ.get('MIXAE_DATA_DIR')
-  if env_dir and 'data' in config and not (
+  here = local_files.default_folder()
+  if here and 'data' in config and not (
       config.data.dir and pathlib.Path(config.data.dir).is_dir()):
-    config.data.dir = env_dir
+    config.data.dir = here
   return config

@@ -31,6 +31,7 @@ from mixae_jax import inference
 from mixae_jax import interrupts
 from mixae_jax import optimizer
 from mixae_jax import plots
+from mixae_jax import run_length
 from mixae_jax import sharding
 from mixae_jax import steps
 from mixae_jax import train_state
@@ -140,7 +141,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
                                           config.eval.pairing_seed)
   # Placed on the mesh first, so that a restore reads into the mesh's
   # layout: with several processes, no array then moves between hosts.
-  state = jax.device_put(train_state.create_train_state(config), replicated)
+  state = sharding.put(train_state.create_train_state(config), replicated)
   manager = checkpoints.create_manager(
       workdir, max_to_keep=config.checkpoint.max_to_keep)
   if manager.latest_step() is not None:
@@ -196,12 +197,15 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
       config_io.save(config, workdir)
       config_pending = False
 
+  timer = run_length.StepTimer(step, config.num_train_steps)
   try:
     interval_start, interval_steps = time.perf_counter(), 0
     with stop.deferred():
       while step < config.num_train_steps:
         state, metrics = step_fn(state, pool)
         step += 1
+        if distributed.is_primary():
+          timer.after_step(step, metrics)
         for callback in callbacks:
           callback('step', step)
         interval_steps += 1

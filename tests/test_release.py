@@ -95,7 +95,7 @@ def test_export_needs_an_output_dir(trained_run):
     cli.run('export', str(trained_run[1]), output_dir=None)
 
 
-def test_a_saved_data_folder_absent_here_gives_way_to_mixae_data_dir(
+def test_a_saved_data_folder_absent_here_gives_way_to_this_machines(
     trained_run, released, monkeypatch, tmp_path):
   config, workdir, _ = trained_run
   monkeypatch.setenv('MIXAE_DATA_DIR', str(tmp_path))
@@ -103,8 +103,11 @@ def test_a_saved_data_folder_absent_here_gives_way_to_mixae_data_dir(
   assert config_io.load(workdir).data.dir == config.data.dir
   # A release saves no folder: this machine's MIXAE_DATA_DIR is used.
   assert config_io.load(released).data.dir == str(tmp_path)
+  # Unset: the folder set-up wrote (`make`: .cache/data), where one runs.
   monkeypatch.delenv('MIXAE_DATA_DIR')
-  assert config_io.load(released).data.dir == ''
+  (tmp_path / '.cache' / 'data').mkdir(parents=True)
+  monkeypatch.chdir(tmp_path)
+  assert config_io.load(released).data.dir == str(tmp_path / '.cache' / 'data')
 
 
 def test_a_float16_release_is_half_the_size_and_separates_alike(

@@ -13,6 +13,7 @@ the same format (the tests write some) are read as well.
 """
 
 import gzip
+import os
 import pathlib
 import zlib
 from typing import NamedTuple
@@ -34,6 +35,26 @@ CIFAR_FILES = {
 CIFAR_RECORD_BYTES = 1 + 32 * 32 * 3  # label byte, then R, G, B planes.
 _IDX_IMAGES_MAGIC = 2051
 _IDX_LABELS_MAGIC = 2049
+
+
+# Where set-up (`make`, or `python ../shared/data/prepare.py .cache/data`)
+# writes the standard files, relative to the repository.
+SETUP_FOLDER = pathlib.Path('.cache') / 'data'
+
+
+def default_folder() -> str:
+  """The data folder a config uses unless it names one.
+
+  ``MIXAE_DATA_DIR`` if set; else the folder set-up wrote, under the current
+  folder or beside the package's source (the repository an editable install
+  runs from); else '' (no folder: tfds then).
+  """
+  if os.environ.get('MIXAE_DATA_DIR'):
+    return os.environ['MIXAE_DATA_DIR']
+  for root in (pathlib.Path.cwd(), pathlib.Path(__file__).parents[2]):
+    if (root / SETUP_FOLDER).is_dir():
+      return str((root / SETUP_FOLDER).resolve())
+  return ''
 
 
 class Split(NamedTuple):
