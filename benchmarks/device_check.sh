@@ -49,12 +49,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-WHEELS_BASE=(ml_collections==1.1.0 dm_pix==0.4.5)
+WHEELS_BASE=(ml_collections==1.1.0 dm_pix==0.4.5 safetensors==0.8.0)
 WHEELS_PINNED=(flax==0.12.8 optax==0.2.8 orbax-checkpoint==0.12.8 chex==0.1.92)
 
 if [[ "${1:-}" == "--fetch" ]]; then
   set -e
-  # The GPU image's Python is 3.12; every wheel here is pure Python.
+  # The GPU image's Python is 3.12; every wheel here is pure Python but
+  # safetensors', whose abi3 build fits it.
   fetch() {
     python3 -m pip download -q --no-deps --only-binary=:all: \
       --python-version 3.12 --implementation cp \

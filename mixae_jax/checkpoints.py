@@ -124,7 +124,7 @@ def _shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
           for keys, leaf in leaves}
 
 
-def _structure_mismatch(saved: Any, target: Any,
+def structure_mismatch(saved: Any, target: Any,
                         check_dtypes: bool = True) -> str | None:
   """Describes the first difference of array paths, shapes or dtypes."""
   have, want = _shapes(saved), _shapes(target)
@@ -203,7 +203,7 @@ def restore(manager: ocp.CheckpointManager, target: Any,
       different model.
   """
   step, where, saved, expected_crc = _saved_tree(manager, step)
-  mismatch = _structure_mismatch(saved, target)
+  mismatch = structure_mismatch(saved, target)
   if mismatch:
     raise CheckpointError(
         f'{where} was saved by a different model or config: {mismatch}; use '
@@ -263,7 +263,7 @@ def restore_variables(manager: ocp.CheckpointManager, variables: Any,
   step, where, saved, expected_crc = _saved_tree(manager, step)
   saved_model = {'params': saved.get('params', {}),
                  'batch_stats': saved.get('batch_stats', {})}
-  mismatch = _structure_mismatch(saved_model, variables, check_dtypes=False)
+  mismatch = structure_mismatch(saved_model, variables, check_dtypes=False)
   if mismatch:
     raise CheckpointError(
         f'{where} was saved by a different model or config: {mismatch}; use '
@@ -284,8 +284,14 @@ def restore_variables(manager: ocp.CheckpointManager, variables: Any,
     raise CheckpointError(
         f'{where} is corrupt: its arrays do not match the checksum written '
         'with them; restore an earlier step or retrain')
+  return cast_like(model, variables, int(model['step']))
+
+
+def cast_like(saved: Any, variables: Any, step: int) -> dict[str, Any]:
+  """``{'params', 'batch_stats', 'step'}``: `saved`'s arrays in the dtypes
+  of `variables` (a release stores them as float16, computes in float32)."""
   cast = lambda x, like: np.asarray(x).astype(like.dtype)
-  return {'params': jax.tree.map(cast, model['params'], variables['params']),
-          'batch_stats': jax.tree.map(cast, model['batch_stats'],
+  return {'params': jax.tree.map(cast, saved['params'], variables['params']),
+          'batch_stats': jax.tree.map(cast, saved['batch_stats'],
                                       variables['batch_stats']),
-          'step': int(model['step'])}
+          'step': step}

@@ -20,9 +20,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mixae_jax import checkpoints
 from mixae_jax import config_io
 from mixae_jax import metrics
+from mixae_jax import model_files
 from mixae_jax import models
 from mixae_jax.data import preprocessing
 from mixae_jax.errors import InputError
@@ -84,12 +84,8 @@ def restore_state(config: ml_collections.ConfigDict,
   """
   if model is None:
     model = models.create_model(config.model, 'float32')
-  manager = checkpoints.create_manager(workdir, read_only=True)
-  try:
-    restored = checkpoints.restore_variables(manager, abstract_variables(model),
-                                             step)
-  finally:
-    manager.close()
+  restored = model_files.read_variables(workdir, abstract_variables(model),
+                                        step)
   state = InferenceState(apply_fn=model.apply, params=restored['params'],
                          batch_stats=restored['batch_stats'])
   return state, restored['step']

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from mixae_jax import checkpoints
+from mixae_jax import model_files
 from mixae_jax import models
 from mixae_jax import optimizer
 from mixae_jax import tuning
@@ -82,17 +83,16 @@ def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
   if not folder.is_dir():
     raise CheckpointError(f'{where}: {folder} is a file, not a run folder; '
                           f'{wanted}')
-  if not checkpoints.checkpoint_dir(source).is_dir():
+  if not (checkpoints.checkpoint_dir(source).is_dir()
+          or model_files.is_model_folder(source)):
     raise CheckpointError(
-        f'{where}: {folder / checkpoints.CHECKPOINT_DIR} does not exist, so '
-        f'{folder} holds no model; {wanted}')
-  manager = checkpoints.create_manager(source, read_only=True)
+        f'{where}: {folder} holds no model (neither '
+        f'{model_files.WEIGHTS_FILE} nor {checkpoints.CHECKPOINT_DIR}/); '
+        f'{wanted}')
   try:
-    restored = checkpoints.restore_variables(
-        manager, {'params': state.params, 'batch_stats': state.batch_stats})
+    restored = model_files.read_variables(
+        source, {'params': state.params, 'batch_stats': state.batch_stats})
   except CheckpointError as e:
     raise CheckpointError(f'{where} cannot start this model: {e}') from None
-  finally:
-    manager.close()
   return state.replace(params=restored['params'],
                        batch_stats=restored['batch_stats'])

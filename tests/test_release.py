@@ -4,6 +4,7 @@ import json
 import pathlib
 import re
 
+import jax
 import numpy as np
 import pytest
 
@@ -16,12 +17,6 @@ def _size(folder: pathlib.Path) -> int:
   return sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
 
 
-def _array_bytes(shapes: dict) -> int:
-  """Bytes of the floating arrays in a {path: (shape, dtype)} listing."""
-  return sum(int(np.prod(shape)) * np.dtype(dtype).itemsize
-             for path, (shape, dtype) in shapes.items() if path != 'step')
-
-
 @pytest.fixture(scope='module')
 def released(trained_run, tmp_path_factory):
   """An exact (float32) release of the tiny run."""
@@ -30,18 +25,86 @@ def released(trained_run, tmp_path_factory):
   return folder
 
 
-def test_export_keeps_the_model_and_drops_the_optimizer(trained_run, released):
+def test_export_writes_a_model_folder_without_the_optimizer(trained_run,
+                                                           released):
   workdir = trained_run[1]
-  assert sorted(p.name for p in released.iterdir()) == ['checkpoints',
-                                                        'config.json']
-  manager = checkpoints.create_manager(released, read_only=True)
-  assert manager.all_steps() == [6]
-  # Params, batch_stats and the step; no optimizer state.
-  assert set(manager.item_metadata(6)) == {'params', 'batch_stats', 'step'}
+  assert sorted(p.name for p in released.iterdir()) == [
+      'README.md', 'config.json', 'eval_metrics.json', 'model.safetensors']
   # Params and batch_stats only: much less than a training checkpoint.
   assert _size(released) < 0.6 * _size(workdir / 'checkpoints' / '6')
   saved = json.loads((released / 'config.json').read_text())
   assert saved['data']['dir'] == ''  # The trainer's folder means nothing here.
+  # The run's final eval scored step 6: the card and the record carry it.
+  record = json.loads((released / 'eval_metrics.json').read_text())
+  assert record == trained_run[2]
+
+
+def test_the_weights_file_describes_itself_to_numpy_alone(released):
+  """safetensors + numpy rebuild the variables from the names alone, and
+  the project's U-Net applied to them gives exactly the Separator's output."""
+  from safetensors import safe_open  # pylint: disable=g-import-not-at-top
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+  from mixae_jax import models  # pylint: disable=g-import-not-at-top
+
+  arrays = load_file(str(released / 'model.safetensors'))
+  assert all(isinstance(a, np.ndarray) for a in arrays.values())
+  assert 'params.ConvBlock_0.Conv_0.kernel' in arrays
+  with safe_open(str(released / 'model.safetensors'), framework='np') as f:
+    assert f.metadata()['step'] == '6'
+  variables = {}
+  for name, array in arrays.items():
+    *parents, leaf = name.split('.')
+    node = variables
+    for key in parents:
+      node = node.setdefault(key, {})
+    node[leaf] = array
+  config = json.loads((released / 'config.json').read_text())
+  model = models.create_model(config_io.ml_collections.ConfigDict(
+      config['model']), 'float32')
+  mixtures = np.random.default_rng(1).uniform(0, 1, (4, 32, 32, 3)).astype(
+      np.float32)
+  digit, image = jax.jit(model.apply)(variables, mixtures)  # As it serves.
+  want = Separator.restore(released)(mixtures)
+  np.testing.assert_array_equal(np.asarray(digit), want[0])
+  np.testing.assert_array_equal(np.asarray(image), want[1])
+
+
+def test_the_model_card_has_a_hub_header_and_the_runs_scores(trained_run,
+                                                             released):
+  import yaml  # pylint: disable=g-import-not-at-top
+  text = (released / 'README.md').read_text()
+  _, header, body = text.split('---\n', 2)
+  meta = yaml.safe_load(header)
+  assert meta['license'] == 'apache-2.0'
+  assert meta['library_name'] == 'mixae_jax'
+  assert set(meta['datasets']) == {'mnist', 'cifar10'}
+  results = meta['model-index'][0]['results']
+  record = trained_run[2]
+  got = {(r['dataset']['type'], m['type']): m['value']
+         for r in results for m in r['metrics']}
+  for source in ('mnist', 'cifar10'):
+    for metric in ('psnr', 'ssim'):
+      assert got[source, metric] == pytest.approx(record[source][metric],
+                                                  abs=1e-4)
+  for section in ('## Intended use', '## Limitations',
+                  '## Training data and recipe', '## How to load'):
+    assert section in body
+
+
+def test_a_damaged_weights_file_is_refused_in_one_line(released, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  for damage in ('flip', 'truncate'):
+    folder = tmp_path / damage
+    shutil.copytree(released, folder)
+    data = bytearray((folder / 'model.safetensors').read_bytes())
+    if damage == 'flip':
+      data[-3] ^= 0xFF  # In the last array's bytes.
+    else:
+      data = data[:len(data) // 2]
+    (folder / 'model.safetensors').write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match='model.safetensors is (corrupt'
+                       '|not a complete mixae_jax model file)'):
+      Separator.restore(folder)
 
 
 def test_export_names_no_folder_of_the_machine_that_trained(trained_run,
@@ -56,6 +119,8 @@ def test_export_names_no_folder_of_the_machine_that_trained(trained_run,
   release.export(run, tmp_path / 'release', dtype='float32')
   exported = json.loads((tmp_path / 'release' / 'config.json').read_text())
   assert exported['init_from'] == '' and exported['data']['dir'] == ''
+  # No folder of the trainer in the card either.
+  assert 'someone' not in (tmp_path / 'release' / 'README.md').read_text()
   assert 'someone' not in (tmp_path / 'release' / 'config.json').read_text()
 
 
@@ -114,18 +179,15 @@ def test_a_float16_release_is_half_the_size_and_separates_alike(
     trained_run, released, tmp_path):
   half = tmp_path / 'half'
   release.export(trained_run[1], half)  # The default: float16 storage.
-  # Every stored float is float16, so the arrays take half the bytes. (The
-  # folder sizes are no measure here: a tiny model's few KB of arrays are
-  # lost in metadata whose packing varies between saves. The committed
-  # release's bytes per parameter are checked in test_real_data.py.)
-  manager = checkpoints.create_manager(half, read_only=True)
-  stored = checkpoints._shapes(manager.item_metadata(6))  # pylint: disable=protected-access
-  exact = checkpoints._shapes(  # pylint: disable=protected-access
-      checkpoints.create_manager(released, read_only=True).item_metadata(6))
-  assert stored['params/ConvBlock_0/Conv_0/kernel'][1] == 'float16'
-  assert {d for path, (_, d) in stored.items() if path != 'step'} == {'float16'}
+  # Every stored float is float16, so the arrays take half the bytes.
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+  stored = load_file(str(half / 'model.safetensors'))
+  exact = load_file(str(released / 'model.safetensors'))
+  assert stored['params.ConvBlock_0.Conv_0.kernel'].dtype == np.float16
+  assert {a.dtype for a in stored.values()} == {np.dtype(np.float16)}
   assert stored.keys() == exact.keys()
-  assert _array_bytes(stored) * 2 == _array_bytes(exact)
+  assert (sum(a.nbytes for a in stored.values()) * 2
+          == sum(a.nbytes for a in exact.values()))
   separator = Separator.restore(half)
   assert separator.state.params['ConvBlock_0']['Conv_0']['kernel'].dtype == (
       np.float32)  # Stored in float16, computed in float32.

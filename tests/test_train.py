@@ -13,7 +13,8 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import tiny_config
-from mixae_jax import checkpoints, checksums, evaluate, losses, steps, train, writers
+from mixae_jax import checkpoints, checksums, evaluate, losses, model_files, steps
+from mixae_jax import train, writers
 from mixae_jax.data import pipeline
 from mixae_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from mixae_jax.losses import LossSettings
@@ -289,9 +290,8 @@ def test_init_from_starts_from_a_release_with_a_fresh_optimizer(trained_run,
   from mixae_jax.apps import export as release  # pylint: disable=g-import-not-at-top
   config, workdir, _ = trained_run
   release.export(workdir, tmp_path / 'release', dtype='float16')
-  source = checkpoints.restore_variables(
-      checkpoints.create_manager(tmp_path / 'release', read_only=True),
-      _variables(create_train_state(config)))
+  source = model_files.read_variables(tmp_path / 'release',
+                                      _variables(create_train_state(config)))
   fresh = create_train_state(config)
   state = init_from(fresh, tmp_path / 'release')
   assert _trees_equal(state.params, source['params'])
@@ -340,8 +340,8 @@ def test_init_from_a_missing_or_different_model_is_a_clear_error(trained_run,
                      'run folder; name a run folder'):
     init_from(state, tmp_path / 'weights.msgpack')
   (tmp_path / 'empty').mkdir()
-  with pytest.raises(CheckpointError, match=r'empty/checkpoints does not exist, '
-                     r'so .*empty holds no model; name a run folder'):
+  with pytest.raises(CheckpointError, match=r'empty holds no model \(neither '
+                     r'model.safetensors nor checkpoints/\); name a run folder'):
     init_from(state, tmp_path / 'empty')
   other = config.copy_and_resolve_references()
   other.model.widths = (8, 16)

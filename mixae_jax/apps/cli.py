@@ -125,7 +125,7 @@ def run(mode: str, workdir: str, config=None, **separate_args):
 
   Returns:
     The evaluation record (train, eval), the files written (separate) or
-    the checkpoint written (export).
+    the model folder written (export).
   """
   # Imported here so that `--help` and flag errors answer without loading jax.
   # pylint: disable=g-import-not-at-top
