@@ -9,6 +9,7 @@ import ml_collections
 from mixae_jax import atomic_files
 from mixae_jax import losses
 from mixae_jax import models
+from mixae_jax import paths
 from mixae_jax.data import local_files
 from mixae_jax.errors import CheckpointError, ConfigError
 
@@ -222,7 +223,8 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     CheckpointError: the workdir has no (readable) ``config.json``.
     ConfigError: it holds an option that was removed.
   """
-  path = pathlib.Path(workdir) / CONFIG_FILE
+  workdir = paths.local(workdir, '--workdir')
+  path = workdir / CONFIG_FILE
   hint = '(train one with --mode=train, or pass --config)'
   if not pathlib.Path(workdir).exists():
     raise CheckpointError(f'{workdir} does not exist: name a mixae_jax run '

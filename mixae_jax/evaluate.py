@@ -18,6 +18,7 @@ from mixae_jax import distributed
 from mixae_jax import inference
 from mixae_jax import metrics
 from mixae_jax import models
+from mixae_jax import paths
 from mixae_jax import sharding
 from mixae_jax import tuning
 from mixae_jax import writers
@@ -228,8 +229,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
     The record written to ``<output_dir>/eval/metrics.json``.
   """
   config_io.validate(config)
-  workdir = pathlib.Path(workdir)
-  output_dir = workdir if output_dir is None else pathlib.Path(output_dir)
+  workdir = paths.local(workdir, '--workdir')
+  output_dir = (workdir if output_dir is None
+                else paths.local(output_dir, '--output_dir'))
   model = models.create_model(config.model, config.dtype,
                               **tuning.layer_forms())
   # Fails before any output exists: no checkpoint, or another model's.

@@ -30,6 +30,7 @@ from mixae_jax import evaluate
 from mixae_jax import inference
 from mixae_jax import interrupts
 from mixae_jax import optimizer
+from mixae_jax import paths
 from mixae_jax import plots
 from mixae_jax import run_length
 from mixae_jax import sharding
@@ -116,7 +117,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       first, so that the same call resumes where it stopped.
   """
   config_io.validate(config)
-  workdir = pathlib.Path(workdir)
+  workdir = paths.local(workdir, '--workdir')
   # With several processes: one run, so one folder and one config for all.
   distributed.check_same(str(workdir.resolve()), '--workdir')
   distributed.check_same(config.to_json(sort_keys=True), 'config')

@@ -14,6 +14,7 @@ from mixae_jax import checkpoints
 from mixae_jax import model_files
 from mixae_jax import models
 from mixae_jax import optimizer
+from mixae_jax import paths
 from mixae_jax import tuning
 from mixae_jax.data import preprocessing
 from mixae_jax.errors import CheckpointError
@@ -77,7 +78,7 @@ def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
   where = f'config.init_from={str(source)!r}'
   wanted = ("name a run folder or a released model (e.g. pretrained/dual), "
             "or '' to start from random weights")
-  folder = pathlib.Path(source)
+  folder = paths.local(source, 'config.init_from')
   if not folder.exists():
     raise CheckpointError(f'{where}: {folder} does not exist; {wanted}')
   if not folder.is_dir():

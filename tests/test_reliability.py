@@ -287,11 +287,22 @@ RUN_CASES = [
      'is not an image file'),
     ('separate', {'digit': 'IMAGE', 'output_dir': 'TMP/out'},
      '--digit and --image go together'),
+    # A URL is named, never turned into a local folder called 'gs:'.
+    ('eval', {'workdir': 'gs://bucket/run'}, '--workdir=gs://bucket/run is a '
+     'URL: cloud storage is not supported yet; use a local folder, or mount'),
+    ('eval', {'output_dir': 's3://bucket/out'}, '--output_dir=s3://bucket/out '
+     'is a URL'),
+    ('export', {'output_dir': 'gs://bucket/release'}, 'is a URL'),
+    ('separate', {'inputs': ['IMAGE'], 'output_dir': 'gs://bucket/out'},
+     '--output_dir=gs://bucket/out is a URL'),
 ]
 
 
-def test_mode_mistakes_are_one_line_errors(trained_run, tmp_path):
+def test_mode_mistakes_are_one_line_errors(trained_run, tmp_path,
+                                           monkeypatch):
   from mixae_jax.apps import cli  # pylint: disable=g-import-not-at-top
+  from mixae_jax import train_state  # pylint: disable=g-import-not-at-top
+  monkeypatch.chdir(tmp_path)  # Where a mangled URL's folder would appear.
   image = _corrupt_image(tmp_path)
   fill = lambda v: (v.replace('RUN', str(trained_run[1]))
                     .replace('IMAGE', str(image)).replace('TMP', str(tmp_path)))
@@ -303,6 +314,19 @@ def test_mode_mistakes_are_one_line_errors(trained_run, tmp_path):
       cli.run(mode, workdir, **args)
     assert words in str(error.value) and '\n' not in str(error.value), (
         mode, str(error.value))
+  config = trained_run[0]
+  for workdir, init_from, words in (
+      ('gs://bucket/run', '', '--workdir=gs://bucket/run is a URL'),
+      (str(tmp_path / 'tuned'), 'gs://bucket/release',
+       'config.init_from=gs://bucket/release is a URL')):
+    with pytest.raises(MixaeError, match=words):
+      tuned = config.copy_and_resolve_references()
+      tuned.init_from = init_from
+      if init_from:
+        train_state.init_from(train_state.create_train_state(tuned), init_from)
+      else:
+        cli.run('train', workdir, tuned)
+  assert not list(tmp_path.glob('gs:*')) and not list(tmp_path.glob('s3:*'))
 
 
 @pytest.mark.parametrize('args, words', [

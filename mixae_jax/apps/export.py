@@ -21,6 +21,7 @@ from mixae_jax import config_io
 from mixae_jax import inference
 from mixae_jax import model_files
 from mixae_jax import models
+from mixae_jax import paths
 from mixae_jax import writers
 from mixae_jax.apps import model_card
 from mixae_jax.errors import CheckpointError, ConfigError
@@ -44,7 +45,7 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   Raises:
     CheckpointError: no run to read, or `output_dir` holds a model already.
   """
-  output_dir = pathlib.Path(output_dir)
+  output_dir = paths.local(output_dir, '--output_dir')
   if (model_files.is_model_folder(output_dir)
       or checkpoints.checkpoint_dir(output_dir).exists()):
     raise CheckpointError(

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mixae_jax import paths
 from mixae_jax import plots
 from mixae_jax import writers
 from mixae_jax.apps import image_io
@@ -36,6 +37,7 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   Raises:
     InputError: bad files, or neither / both kinds of input given.
   """
+  out = paths.local(output_dir, '--output_dir')
   if bool(digit) != bool(image):
     raise InputError('--digit and --image go together: give both (to mix and '
                      'separate them) or neither (and --input=mixture.png)')
@@ -65,7 +67,6 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
     digits, images = separator(np.stack([x for _, x in mixtures]))
     results = [(name, Separation(x[None], digits[i:i + 1], images[i:i + 1]))
                for i, (name, x) in enumerate(mixtures)]
-  out = pathlib.Path(output_dir)
   written = []
   for name, result in results:
     for suffix, picture in (('digit', result.digit[0]),
