@@ -13,22 +13,22 @@ SAMPLE_COLUMNS = (('mixture', 'mixture'), ('digit', 'true digit'),
                   ('image_pred', 'recovered CIFAR'))
 
 
-def pyplot():
-  """matplotlib.pyplot on the file-only Agg backend (never needs a display)."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
+def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+  """`matplotlib.pyplot.subplots`, but for a file: a bare `Figure`.
+
+  No pyplot and no backend switch, so that a notebook that trains or
+  separates still shows its own figures inline, and no display is needed.
+  """
+  from matplotlib import figure  # pylint: disable=g-import-not-at-top
+  fig = figure.Figure(figsize=kwargs.pop('figsize', None))
+  return fig, fig.subplots(*args, **kwargs)
 
 
 def save_figure(fig: Any, path: str | pathlib.Path, dpi: int = 100) -> None:
   """Saves a matplotlib figure to `path` (creating folders) and closes it."""
   fig.tight_layout()
-  try:
-    with atomic_files.atomic_path(path) as tmp:
-      fig.savefig(tmp, dpi=dpi)
-  finally:
-    pyplot().close(fig)
+  with atomic_files.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=dpi)  # A bare Figure: nothing to close.
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -82,7 +82,6 @@ def sample_grid(samples: Mapping[str, np.ndarray], scale: int = 3,
 def loss_curves(records: Sequence[Mapping[str, Any]],
                 path: str | pathlib.Path) -> None:
   """Plots train loss and eval PSNR (both sources) against step to `path`."""
-  plt = pyplot()
   # A resumed run logs again the steps after its checkpoint: keep the latest
   # record of each (kind, step).
   latest = {(r.get('kind'), r.get('step')): r for r in records}
@@ -90,7 +89,7 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   train = [r for r in records if r.get('kind') == 'train'
            and isinstance(r.get('loss'), (int, float))]
   evals = [r for r in records if r.get('kind') == 'eval' and 'mnist' in r]
-  fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4))
+  fig, (ax_loss, ax_psnr) = subplots(1, 2, figsize=(11, 4))
   if train:
     ax_loss.plot([r['step'] for r in train], [r['loss'] for r in train])
     ax_loss.set_yscale('log')
@@ -110,8 +109,7 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
 def per_class_chart(per_class: Mapping[str, Any],
                     path: str | pathlib.Path) -> None:
   """Bar charts of PSNR and SSIM per CIFAR class and per digit, both sources."""
-  plt = pyplot()
-  fig, axes = plt.subplots(2, 2, figsize=(13, 7))
+  fig, axes = subplots(2, 2, figsize=(13, 7))
   titles = {'by_cifar_class': 'per CIFAR-10 class', 'by_digit': 'per digit'}
   for col, grouping in enumerate(('by_cifar_class', 'by_digit')):
     groups = per_class[grouping]

@@ -81,7 +81,6 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
 
 def _figure(path: pathlib.Path, name: str, result: Separation) -> None:
   """mixture | recovered digit | recovered image (| true digit | true image)."""
-  plt = plots.pyplot()
   panels = [(f'mixture\n{name}', result.mixture[0]),
             ('recovered digit', result.digit[0]),
             ('recovered image', result.image[0])]
@@ -92,7 +91,7 @@ def _figure(path: pathlib.Path, name: str, result: Separation) -> None:
                    f'{float(m["ssim"][0]):.3f}', panels[i][1])
     panels += [('true digit', result.true_digit[0]),
                ('true image', result.true_image[0])]
-  fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.7))
+  fig, axes = plots.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.7))
   for ax, (title, picture) in zip(axes, panels):
     ax.imshow(np.clip(picture, 0, 1), interpolation='nearest')
     ax.set_title(title, fontsize=9)
