@@ -134,3 +134,18 @@ def trained_run(data_dir, tmp_path_factory):
                         lambda folder: train.train_and_evaluate(config, folder))
   record = json.loads((workdir / 'eval' / 'metrics.json').read_text())
   return config, workdir, record
+
+
+# The longest test files first (their times under `make test`): pytest-xdist
+# hands each worker whole files in collection order, so the short files then
+# fill the gaps at the end instead of one long file running on alone.
+_LONGEST_FIRST = ('test_train.py', 'test_multiprocess.py',
+                  'test_reliability.py', 'test_real_data.py', 'test_models.py',
+                  'test_tuning.py', 'test_launch.py', 'test_sharding.py',
+                  'test_notebook.py', 'test_demo.py', 'test_metrics.py',
+                  'test_optimizer.py')
+
+
+def pytest_collection_modifyitems(items):
+  rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # Stable.
