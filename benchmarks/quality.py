@@ -3,6 +3,7 @@
   python -m benchmarks.quality                      # the zoo table (~30 min on 2 cores)
   python -m benchmarks.quality --set=compute        # designs at equal time (~30 min)
   python -m benchmarks.quality --reuse              # only train rows not yet done
+  python -m benchmarks.quality --set=papers         # vs published separators (papers.py)
 
 Each row is trained by ``launch.py`` with the same budget (``--steps`` steps
 of ``--batch_size`` mixtures; each design keeps its own optimizer recipe,
@@ -24,7 +25,6 @@ It prints a Markdown table and, last, one JSON line with every number;
 import dataclasses
 import importlib
 import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -37,6 +37,7 @@ from absl import logging
 from absl import flags
 import numpy as np
 
+from benchmarks import papers
 from benchmarks import step_time
 from mixae_jax import config_io, metrics, tuning
 from mixae_jax.data import pipeline, preprocessing
@@ -45,10 +46,11 @@ from mixae_jax.inference import Separator
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('set', 'zoo', ['zoo', 'compute'],
+flags.DEFINE_enum('set', 'zoo', ['zoo', 'compute', 'papers'],
                   'zoo: the reference designs and the default model; '
                   'compute: designs and recipes at equal training time '
-                  '(--seconds).')
+                  '(--seconds); papers: two images of one kind on the '
+                  'published separators\' protocols (benchmarks/papers.py).')
 flags.DEFINE_list('rows', [], 'Only these rows (default: all of the set).')
 flags.DEFINE_integer('steps', 1000, 'Training steps per row (the budget).')
 flags.DEFINE_integer('batch_size', 64, 'Mixtures per step (the budget).')
@@ -401,6 +403,9 @@ def summary(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads.
+  if FLAGS.set == 'papers':
+    papers.run()
+    return
   rows = SETS[FLAGS.set]
   if FLAGS.eval_pairs is None:
     FLAGS.eval_pairs = 10_000 if FLAGS.set == 'zoo' else 2000
@@ -410,9 +415,6 @@ def main(argv: list[str]) -> None:
       sys.exit(f'unknown rows {sorted(unknown)}; this set has '
                f'{[r.name for r in rows]}')
     rows = [r for r in rows if r.name in FLAGS.rows]
-  # The folder `make quick` / `make test` prepare, unless told otherwise.
-  if not os.environ.get('MIXAE_DATA_DIR') and (ROOT / '.cache/data').is_dir():
-    os.environ['MIXAE_DATA_DIR'] = str(ROOT / '.cache' / 'data')
   root = (ROOT / FLAGS.root).resolve()
   root.mkdir(parents=True, exist_ok=True)
   if FLAGS.set == 'compute':

@@ -6,7 +6,7 @@ averaged over channels. Results are means over images, per source.
 """
 
 import functools
-from typing import Mapping
+from typing import Callable, Mapping
 
 import dm_pix as pix
 import jax
@@ -62,6 +62,34 @@ def per_image(prediction: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
       'ssim': ssim(prediction, truth),
       'mse': pix.mse(prediction, truth),
   }
+
+
+
+def best_ordering(estimates: tuple[jax.Array, jax.Array],
+                  truths: tuple[jax.Array, jax.Array],
+                  score: Callable[[jax.Array, jax.Array], jax.Array] = pix.psnr
+                  ) -> tuple[jax.Array, jax.Array]:
+  """Per pair, the better of the two ways to match estimates to sources.
+
+  A pair drawn twice from one distribution has no first source, so a
+  separator is scored as the published separators of such pairs are (LASS,
+  BASIS; utterance-level PIT, Kolbaek et al. 2017): for each pair, the mean
+  of the two sources' scores under whichever assignment gives the higher
+  mean.
+
+  Args:
+    estimates: the two separated images, each [N, H, W, C].
+    truths: the two true sources, each [N, H, W, C].
+    score: a per-image score, higher is better ([N]); PSNR by default.
+
+  Returns:
+    The per-pair score [N], and whether the better assignment swaps the
+    estimates [N] (bool).
+  """
+  (a, b), (x, y) = estimates, truths
+  kept = 0.5 * (score(a, x) + score(b, y))
+  swapped = 0.5 * (score(b, x) + score(a, y))
+  return jnp.maximum(kept, swapped), swapped > kept
 
 
 def summarize(per_image_metrics: Mapping[str, Mapping[str, np.ndarray]]

@@ -99,3 +99,25 @@ def test_summary_keeps_protocol_scores_apart_from_own_objective():
 def test_summary_refuses_an_own_objective_that_shadows_a_protocol_score():
   with pytest.raises(ValueError, match='digit_psnr'):
     quality.summary([_result('single_pair', 9.34, {'digit_psnr': 11.48})])
+
+
+def test_the_papers_pairing_and_mixture_baseline_follow_their_protocol():
+  from benchmarks import papers  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  first, second = papers.permutation_pairs(10_000)
+  # LASS's pairs: each test item against a seeded permutation of the set.
+  np.testing.assert_array_equal(first, np.arange(10_000))
+  np.testing.assert_array_equal(
+      second, np.random.default_rng(100).permutation(10_000))
+  digits = np.random.default_rng(0).integers(0, 256, (6, 28, 28), np.uint8)
+  got = papers.mixture_as_answer(digits)
+  j = np.random.default_rng(100).permutation(6)
+  x, y = digits / 255.0, digits[j] / 255.0
+  mix = (x + y) / 2
+  psnr = lambda p, t: -10 * np.log10(np.mean((p - t) ** 2, axis=(1, 2)))
+  with np.errstate(divide='ignore'):  # A digit paired with itself.
+    want = 0.5 * (psnr(mix, x) + psnr(mix, y))
+  assert not np.isfinite(want).all()  # This pairing has one: it is counted.
+  finite = np.isfinite(want)
+  assert got['pairs'] == finite.sum() and got['identical'] == (~finite).sum()
+  assert got['psnr'] == pytest.approx(want[finite].mean(), rel=1e-4)
