@@ -29,6 +29,11 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
                     JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='-1')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+# The process settings `launch.py` applies first thing (XLA:CPU flags), so
+# that the tests run what users run; inherited by every subprocess.
+from mixae_jax import tuning
+tuning.apply_process_tuning()
+
 import ml_collections
 import numpy as np
 import pytest
