@@ -9,8 +9,9 @@
 #                                             # configs/tiny.py, in about 3 minutes
 #
 # `--fetch` saves what the GPU machine lacks and cannot download:
-#   .whl/base/     ml_collections and dm-pix (pure Python; the GPU image has
-#                  JAX, flax, optax, orbax, PyTorch, but not these two);
+#   .whl/base/     ml_collections, dm-pix (pure Python) and safetensors
+#                  (abi3); the GPU image has JAX, flax, optax, orbax and
+#                  PyTorch, maybe not these;
 #   .whl/pinned/   flax, optax, orbax-checkpoint and chex at this project's
 #                  pinned versions, used only if the image's own fail the smoke
 #                  run below;
