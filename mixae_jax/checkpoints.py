@@ -125,7 +125,7 @@ def _shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def structure_mismatch(saved: Any, target: Any,
-                        check_dtypes: bool = True) -> str | None:
+                       check_dtypes: bool = True) -> str | None:
   """Describes the first difference of array paths, shapes or dtypes."""
   have, want = _shapes(saved), _shapes(target)
   for path in want:

@@ -226,10 +226,10 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
   workdir = paths.local(workdir, '--workdir')
   path = workdir / CONFIG_FILE
   hint = '(train one with --mode=train, or pass --config)'
-  if not pathlib.Path(workdir).exists():
+  if not workdir.exists():
     raise CheckpointError(f'{workdir} does not exist: name a mixae_jax run '
                           f'folder or a released model {hint}')
-  if not pathlib.Path(workdir).is_dir():
+  if not workdir.is_dir():
     raise CheckpointError(f'{workdir} is a file, not a mixae_jax run folder '
                           f'{hint}')
   if not path.is_file():

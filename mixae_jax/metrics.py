@@ -64,7 +64,6 @@ def per_image(prediction: jax.Array, truth: jax.Array) -> dict[str, jax.Array]:
   }
 
 
-
 def best_ordering(estimates: tuple[jax.Array, jax.Array],
                   truths: tuple[jax.Array, jax.Array],
                   score: Callable[[jax.Array, jax.Array], jax.Array] = pix.psnr

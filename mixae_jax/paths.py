@@ -8,6 +8,8 @@ every path a user gives goes through `local`, which names the URL instead.
 import pathlib
 import re
 
+from mixae_jax.errors import ConfigError
+
 _URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
 
 
@@ -21,7 +23,6 @@ def local(path: str | pathlib.Path, what: str) -> pathlib.Path:
   Raises:
     ConfigError: `path` is a URL (``gs://...``, ``s3://...``).
   """
-  from mixae_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   if isinstance(path, str) and _URL.match(path):
     raise ConfigError(
         f'{what}={path} is a URL: cloud storage is not supported yet; use a '

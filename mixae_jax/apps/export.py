@@ -16,6 +16,7 @@ writes the folder a model hub lists (`model_files`):
 import json
 import pathlib
 
+from mixae_jax import atomic_files
 from mixae_jax import checkpoints
 from mixae_jax import config_io
 from mixae_jax import inference
@@ -66,6 +67,9 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   model_files.write(output_dir, variables, step, dtype)
   config_io.save(config, output_dir)
   record, measured_on = _final_eval(pathlib.Path(workdir), step)
+  if record:
+    with atomic_files.atomic_path(output_dir / 'eval_metrics.json') as tmp:
+      tmp.write_text(json.dumps(record, indent=2) + '\n')
   model_card.write(output_dir, config, step, record, measured_on)
   return output_dir
 

@@ -5,7 +5,6 @@ tags, datasets, and a ``model-index`` of scores); the body says what the
 model is for, where it fails, how it was trained and how to load it.
 """
 
-import json
 import pathlib
 from typing import Any
 
@@ -122,11 +121,8 @@ arrays = load_file('{name}/model.safetensors')
 
 def write(folder: pathlib.Path, config: ml_collections.ConfigDict, step: int,
           record: dict[str, Any] | None, measured_on: str) -> pathlib.Path:
-  """Writes ``<folder>/README.md``, and the record as eval_metrics.json."""
+  """Writes ``<folder>/README.md``."""
   folder = pathlib.Path(folder)
-  if record:
-    with atomic_files.atomic_path(folder / 'eval_metrics.json') as tmp:
-      tmp.write_text(json.dumps(record, indent=2) + '\n')
   with atomic_files.atomic_path(folder / CARD_FILE) as tmp:
     tmp.write_text(card(folder.name, config, step, record, measured_on))
   return folder / CARD_FILE
