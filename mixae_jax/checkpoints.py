@@ -12,24 +12,29 @@ error instead of restoring wrong numbers. Nothing here knows the train
 state's fields: any dataclass or dict of arrays saves and restores.
 """
 
-import pathlib
+import os
 from typing import Any, Mapping
 
+from etils import epath
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
 from mixae_jax import checksums
+from mixae_jax import paths
 from mixae_jax.errors import CheckpointError
 
 CHECKPOINT_DIR = 'checkpoints'
 
 
-def checkpoint_dir(workdir: str | pathlib.Path) -> pathlib.Path:
-  return pathlib.Path(workdir).absolute() / CHECKPOINT_DIR
+def checkpoint_dir(workdir: str | os.PathLike[str]) -> epath.Path:
+  """``<workdir>/checkpoints``, local folders made absolute (orbax needs it)."""
+  workdir = epath.Path(workdir)
+  return (workdir if paths.is_remote(workdir) else workdir.absolute()
+          ) / CHECKPOINT_DIR
 
 
-def create_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
+def create_manager(workdir: str | os.PathLike[str], *, max_to_keep: int = 3,
                    read_only: bool = False) -> ocp.CheckpointManager:
   """A CheckpointManager over ``<workdir>/checkpoints``.
 
@@ -42,7 +47,7 @@ def create_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
   directory = checkpoint_dir(workdir)
   if read_only and not directory.is_dir():
     raise CheckpointError(
-        f'no checkpoints in {pathlib.Path(workdir)}: {directory} does not '
+        f'no checkpoints in {workdir}: {directory} does not '
         'exist; train first (--mode=train) or point --workdir at a run folder')
   options = ocp.CheckpointManagerOptions(
       max_to_keep=None if read_only else max_to_keep,
@@ -55,28 +60,17 @@ def create_manager(workdir: str | pathlib.Path, *, max_to_keep: int = 3,
         directory, options=options,
         item_handlers=ocp.StandardCheckpointHandler())
   except (OSError, ValueError) as e:
-    raise CheckpointError(f'cannot open checkpoints in {directory}: {e}') from None
-
-
-def _os_error(e: BaseException) -> OSError | None:
-  """The OSError behind `e` (orbax wraps the ones its threads hit), if any."""
-  seen = set()
-  while e is not None and id(e) not in seen:
-    if isinstance(e, OSError):
-      return e
-    seen.add(id(e))
-    e = e.__cause__ or e.__context__
-  return None
+    reason = paths.storage_failure(directory, e) or e
+    raise CheckpointError(
+        f'cannot open checkpoints in {directory}: {reason}') from None
 
 
 def _save_failed(manager: ocp.CheckpointManager, what: str,
-                 e: BaseException) -> CheckpointError:
-  os_error = _os_error(e)
-  reason = (os_error.strerror or str(os_error)) if os_error else str(e)
+                 reason: str) -> CheckpointError:
   return CheckpointError(
       f'could not save {what} in {manager.directory}: {reason}; free disk '
-      'space or make the workdir writable, then rerun to resume (earlier '
-      'checkpoints are untouched)')
+      'space, make the workdir writable or restore the connection, then '
+      'rerun to resume (earlier checkpoints are untouched)')
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
@@ -91,9 +85,11 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
                  custom_metadata={
                      checksums.CRC_KEY: checksums.field_fingerprints(state)})
   except Exception as e:  # pylint: disable=broad-except
-    if _os_error(e) is None:
+    reason = paths.storage_failure(manager.directory, e)
+    if reason is None:
       raise
-    raise _save_failed(manager, f'the checkpoint of step {step}', e) from None
+    raise _save_failed(manager, f'the checkpoint of step {step}',
+                       reason) from None
 
 
 def wait(manager: ocp.CheckpointManager) -> None:
@@ -101,9 +97,10 @@ def wait(manager: ocp.CheckpointManager) -> None:
   try:
     manager.wait_until_finished()
   except Exception as e:  # pylint: disable=broad-except
-    if _os_error(e) is None:
+    reason = paths.storage_failure(manager.directory, e)
+    if reason is None:
       raise
-    raise _save_failed(manager, 'a checkpoint', e) from None
+    raise _save_failed(manager, 'a checkpoint', reason) from None
 
 
 def _path(keys: tuple[Any, ...]) -> str:

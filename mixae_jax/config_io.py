@@ -1,8 +1,10 @@
 """Checking configs before any work starts, and saving/loading them as JSON."""
 
 import json
+import os
 import pathlib
 
+from etils import epath
 import jax
 import ml_collections
 
@@ -204,13 +206,14 @@ def validate(config: ml_collections.ConfigDict,
   models.create_model(config.model, config.dtype)
 
 
-def save(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
+def save(config: ml_collections.ConfigDict,
+         workdir: str | os.PathLike[str]) -> None:
   """Writes ``<workdir>/config.json`` (atomically)."""
-  with atomic_files.atomic_path(pathlib.Path(workdir) / CONFIG_FILE) as tmp:
+  with atomic_files.atomic_path(epath.Path(workdir) / CONFIG_FILE) as tmp:
     tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + '\n')
 
 
-def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
+def load(workdir: str | os.PathLike[str]) -> ml_collections.ConfigDict:
   """Reads the config a run saved in its workdir, in this version's form.
 
   A config saved by an older mixae_jax is upgraded (`upgrade`). The saved
@@ -223,7 +226,7 @@ def load(workdir: str | pathlib.Path) -> ml_collections.ConfigDict:
     CheckpointError: the workdir has no (readable) ``config.json``.
     ConfigError: it holds an option that was removed.
   """
-  workdir = paths.local(workdir, '--workdir')
+  workdir = paths.resolve(workdir, '--workdir')
   path = workdir / CONFIG_FILE
   hint = '(train one with --mode=train, or pass --config)'
   if not workdir.exists():

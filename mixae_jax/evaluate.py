@@ -4,10 +4,11 @@
 calls the same functions, so both give the same figures for a checkpoint.
 """
 
-import pathlib
+import os
 from typing import Any, Mapping
 
 from absl import logging
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
@@ -113,12 +114,12 @@ def predict_samples(state: Any, eval_set: pipeline.EvalSet,
                               'image_pred': image})
 
 
-def write_eval_outputs(workdir: str | pathlib.Path, state: Any,
+def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
                        eval_set: pipeline.EvalSet,
                        per_image: Mapping[str, Mapping[str, np.ndarray]],
                        record: Mapping[str, Any],
                        num_samples: int = 10, num_worst: int = 16
-                       ) -> tuple[pathlib.Path, np.ndarray]:
+                       ) -> tuple[epath.Path, np.ndarray]:
   """Writes everything under ``<workdir>/eval``.
 
   ``metrics.json`` (the record), ``samples.png`` (the first pairs),
@@ -133,7 +134,7 @@ def write_eval_outputs(workdir: str | pathlib.Path, state: Any,
   """
   from mixae_jax import plots  # pylint: disable=g-import-not-at-top
 
-  out = pathlib.Path(workdir) / 'eval'
+  out = epath.Path(workdir) / 'eval'
   grid = plots.sample_grid(predict_samples(state, eval_set, np.arange(num_samples)))
   worst = breakdown.worst_pairs(per_image, num_worst)
   worst_samples = predict_samples(state, eval_set, worst)
@@ -188,7 +189,7 @@ def periodic_eval(state: Any, step: int, eval_fn: Any,
 
 
 def run_eval(state: Any, step: int, eval_set: pipeline.EvalSet,
-             config: ml_collections.ConfigDict, output_dir: pathlib.Path,
+             config: ml_collections.ConfigDict, output_dir: epath.Path,
              writer: writers.MetricWriter,
              data_sharding: jax.sharding.Sharding | None = None
              ) -> dict[str, Any]:
@@ -211,8 +212,8 @@ def run_eval(state: Any, step: int, eval_set: pipeline.EvalSet,
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict,
-                        workdir: str | pathlib.Path,
-                        output_dir: str | pathlib.Path | None = None
+                        workdir: str | os.PathLike[str],
+                        output_dir: str | os.PathLike[str] | None = None
                         ) -> dict[str, Any]:
   """``--mode=eval``: restores the latest checkpoint and re-writes eval outputs.
 
@@ -229,9 +230,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict,
     The record written to ``<output_dir>/eval/metrics.json``.
   """
   config_io.validate(config)
-  workdir = paths.local(workdir, '--workdir')
+  workdir = paths.resolve(workdir, '--workdir')
   output_dir = (workdir if output_dir is None
-                else paths.local(output_dir, '--output_dir'))
+                else paths.resolve(output_dir, '--output_dir'))
   model = models.create_model(config.model, config.dtype,
                               **tuning.layer_forms())
   # Fails before any output exists: no checkpoint, or another model's.

@@ -11,7 +11,7 @@ the trainer nor the optimizer is imported.
 """
 
 import dataclasses
-import pathlib
+import os
 from typing import Any
 
 import flax
@@ -64,7 +64,7 @@ def abstract_variables(model: flax.linen.Module) -> dict[str, Any]:
 
 
 def restore_state(config: ml_collections.ConfigDict,
-                  workdir: str | pathlib.Path, step: int | None = None,
+                  workdir: str | os.PathLike[str], step: int | None = None,
                   model: flax.linen.Module | None = None
                   ) -> tuple[InferenceState, int]:
   """The model of `config` with the weights `workdir` saved.
@@ -130,7 +130,7 @@ class Separator:
     self.batch_size = batch_size
 
   @classmethod
-  def restore(cls, workdir: str | pathlib.Path, step: int | None = None,
+  def restore(cls, workdir: str | os.PathLike[str], step: int | None = None,
               batch_size: int = 256) -> 'Separator':
     """Loads the model a run saved in `workdir` (its config.json and checkpoint).
 

@@ -17,9 +17,11 @@ run's orbax checkpoint, for every reader of weights: `Separator.restore`,
 ``--mode=eval``, ``config.init_from`` and export itself.
 """
 
-import pathlib
+import json
+import os
 from typing import Any
 
+from etils import epath
 import jax
 import numpy as np
 
@@ -32,9 +34,9 @@ WEIGHTS_FILE = 'model.safetensors'
 FORMAT = 'mixae_jax'  # The header's metadata 'format'.
 
 
-def is_model_folder(folder: str | pathlib.Path) -> bool:
+def is_model_folder(folder: str | os.PathLike[str]) -> bool:
   """Whether `folder` holds an exported model (its weights file)."""
-  return (pathlib.Path(folder) / WEIGHTS_FILE).is_file()
+  return (epath.Path(folder) / WEIGHTS_FILE).is_file()
 
 
 def flatten(variables: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -57,8 +59,8 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
   return tree
 
 
-def write(folder: str | pathlib.Path, variables: dict[str, Any], step: int,
-          dtype: str = 'float16') -> pathlib.Path:
+def write(folder: str | os.PathLike[str], variables: dict[str, Any],
+          step: int, dtype: str = 'float16') -> epath.Path:
   """Writes ``<folder>/model.safetensors`` (atomically).
 
   Args:
@@ -72,7 +74,7 @@ def write(folder: str | pathlib.Path, variables: dict[str, Any], step: int,
 
   flat = {name: array.astype(dtype) if np.issubdtype(array.dtype, np.floating)
           else array for name, array in flatten(variables).items()}
-  path = pathlib.Path(folder) / WEIGHTS_FILE
+  path = epath.Path(folder) / WEIGHTS_FILE
   metadata = {'format': FORMAT, 'step': str(int(step)),
               'crc32': str(checksums.fingerprint(_in_name_order(flat)))}
   with atomic_files.atomic_path(path) as tmp:  # As bytes: the usual mode.
@@ -84,18 +86,19 @@ def _in_name_order(flat: dict[str, np.ndarray]) -> list[np.ndarray]:
   return [flat[name] for name in sorted(flat)]
 
 
-def _read_file(path: pathlib.Path) -> tuple[dict[str, np.ndarray], int]:
+def _read_file(path: epath.Path) -> tuple[dict[str, np.ndarray], int]:
   """The arrays and step of a weights file, checked against its CRC."""
   from safetensors import SafetensorError  # pylint: disable=g-import-not-at-top
   from safetensors import numpy as safetensors_np  # pylint: disable=g-import-not-at-top
-  from safetensors import safe_open  # pylint: disable=g-import-not-at-top
 
   refuse = f'{path} is not a complete mixae_jax model file'
   try:
-    with safe_open(str(path), framework='np') as f:
-      metadata = f.metadata() or {}
-    flat = safetensors_np.load_file(str(path))
-  except (SafetensorError, OSError, ValueError) as e:
+    data = path.read_bytes()  # One read, local or from a bucket.
+    # The format: an 8-byte little-endian header length, then the header.
+    size = int.from_bytes(data[:8], 'little')
+    metadata = json.loads(data[8:8 + size]).get('__metadata__') or {}
+    flat = safetensors_np.load(data)
+  except (SafetensorError, OSError, ValueError, AttributeError) as e:
     raise CheckpointError(f'{refuse} ({" ".join(str(e).split())}); export '
                           'it again or restore the original') from None
   if metadata.get('format') != FORMAT or not metadata.get('step', '').isdigit():
@@ -108,7 +111,7 @@ def _read_file(path: pathlib.Path) -> tuple[dict[str, np.ndarray], int]:
   return flat, int(metadata['step'])
 
 
-def read_variables(folder: str | pathlib.Path, variables: dict[str, Any],
+def read_variables(folder: str | os.PathLike[str], variables: dict[str, Any],
                    step: int | None = None) -> dict[str, Any]:
   """The model's weights from a model folder or a training run.
 
@@ -126,7 +129,7 @@ def read_variables(folder: str | pathlib.Path, variables: dict[str, Any],
   Raises:
     CheckpointError: no model, a damaged one, or another model's.
   """
-  folder = pathlib.Path(folder)
+  folder = epath.Path(folder)
   if not is_model_folder(folder):
     manager = checkpoints.create_manager(folder, read_only=True)
     try:

@@ -1,6 +1,6 @@
 """Figures a run writes: the sample grid and the loss / PSNR curves."""
 
-import pathlib
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -24,7 +24,7 @@ def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
   return fig, fig.subplots(*args, **kwargs)
 
 
-def save_figure(fig: Any, path: str | pathlib.Path, dpi: int = 100) -> None:
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> None:
   """Saves a matplotlib figure to `path` (creating folders) and closes it."""
   fig.tight_layout()
   with atomic_files.atomic_path(path) as tmp:
@@ -39,7 +39,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
   return np.round(np.clip(np.asarray(x, np.float32), 0, 1) * 255).astype(np.uint8)
 
 
-def save_png(path: str | pathlib.Path, image: np.ndarray) -> None:
+def save_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
   """Writes a uint8 [H, W, 3] image as a PNG, atomically."""
   with atomic_files.atomic_path(path) as tmp:
     Image.fromarray(image).save(tmp)
@@ -80,7 +80,7 @@ def sample_grid(samples: Mapping[str, np.ndarray], scale: int = 3,
 
 
 def loss_curves(records: Sequence[Mapping[str, Any]],
-                path: str | pathlib.Path) -> None:
+                path: str | os.PathLike[str]) -> None:
   """Plots train loss and eval PSNR (both sources) against step to `path`."""
   # A resumed run logs again the steps after its checkpoint: keep the latest
   # record of each (kind, step).
@@ -107,7 +107,7 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
 
 
 def per_class_chart(per_class: Mapping[str, Any],
-                    path: str | pathlib.Path) -> None:
+                    path: str | os.PathLike[str]) -> None:
   """Bar charts of PSNR and SSIM per CIFAR class and per digit, both sources."""
   fig, axes = subplots(2, 2, figsize=(13, 7))
   titles = {'by_cifar_class': 'per CIFAR-10 class', 'by_digit': 'per digit'}

@@ -10,13 +10,14 @@ step in flight (`interrupts`); one run holds a workdir at a time
 """
 
 import functools
-import pathlib
+import os
 import signal
 import sys
 import time
 from typing import Any, Callable, Sequence
 
 from absl import logging
+from etils import epath
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -99,7 +100,7 @@ def _mean_metrics(history: list[tuple[int, dict[str, Any]]]) -> dict[str, float]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
-                       workdir: str | pathlib.Path,
+                       workdir: str | os.PathLike[str],
                        callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
   """Trains (resuming from ``workdir`` if it has checkpoints), then evaluates.
 
@@ -117,9 +118,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       first, so that the same call resumes where it stopped.
   """
   config_io.validate(config)
-  workdir = paths.local(workdir, '--workdir')
+  workdir = paths.resolve(workdir, '--workdir')
   # With several processes: one run, so one folder and one config for all.
-  distributed.check_same(str(workdir.resolve()), '--workdir')
+  distributed.check_same(paths.canonical(workdir), '--workdir')
   distributed.check_same(config.to_json(sort_keys=True), 'config')
   writers.check_writable(workdir)
   with workdir_lock.hold(workdir), interrupts.StopSignals(
@@ -128,7 +129,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
 
 def _train_and_evaluate(config: ml_collections.ConfigDict,
-                        workdir: pathlib.Path, callbacks: Sequence[Callback],
+                        workdir: epath.Path, callbacks: Sequence[Callback],
                         stop: interrupts.StopSignals) -> dict[str, Any]:
   """`train_and_evaluate` once its arguments are checked, under `stop`."""
   mesh = sharding.make_mesh()
@@ -264,7 +265,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
       pass  # Already reported by checkpoints.save/wait, or by the error above.
     manager.close()
   if distributed.is_primary():
-    plots.loss_curves(writers.read_jsonl(workdir / 'metrics.jsonl'),
+    plots.loss_curves(writers.read_jsonl(workdir / writers.METRICS_FILE),
                       workdir / 'loss.png')
   return record
 

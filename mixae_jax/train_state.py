@@ -1,7 +1,7 @@
 """The train state: what a training checkpoint holds, and how it starts."""
 
 import functools
-import pathlib
+import os
 from typing import Any
 
 from flax.training import train_state
@@ -60,7 +60,7 @@ def create_train_state(config: ml_collections.ConfigDict,
       rng=jax.random.key_data(run_key))
 
 
-def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
+def init_from(state: TrainState, source: str | os.PathLike[str]) -> TrainState:
   """Starts `state` from the weights of another run or a released model.
 
   The parameters and BatchNorm statistics come from the latest checkpoint in
@@ -78,7 +78,7 @@ def init_from(state: TrainState, source: str | pathlib.Path) -> TrainState:
   where = f'config.init_from={str(source)!r}'
   wanted = ("name a run folder or a released model (e.g. pretrained/dual), "
             "or '' to start from random weights")
-  folder = paths.local(source, 'config.init_from')
+  folder = paths.resolve(source, 'config.init_from')
   if not folder.exists():
     raise CheckpointError(f'{where}: {folder} does not exist; {wanted}')
   if not folder.is_dir():

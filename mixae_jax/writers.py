@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pathlib
+import tempfile
 import time
 from typing import Any, Mapping
 
@@ -19,22 +20,29 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from etils import epath
+
 from mixae_jax import atomic_files
 from mixae_jax import distributed
+from mixae_jax import paths
 from mixae_jax.errors import CheckpointError
 
+METRICS_FILE = 'metrics.jsonl'
 
-def check_writable(folder: str | pathlib.Path, flag: str = '--workdir') -> None:
+
+def check_writable(folder: str | os.PathLike[str],
+                   flag: str = '--workdir') -> None:
   """Fails fast, before any work, when `folder` cannot be created or written.
 
   Args:
-    folder: the folder a run will write to (created if absent).
+    folder: the folder a run will write to (created if absent), local or
+      in a bucket.
     flag: the command-line flag that named it, for the message.
 
   Raises:
     CheckpointError: naming the folder and the system's reason.
   """
-  folder = pathlib.Path(folder)
+  folder = epath.Path(folder)
   # One probe per process: processes sharing a folder never remove another's.
   probe = folder / f'.mixae_write_test.{os.getpid()}'
   try:
@@ -43,11 +51,15 @@ def check_writable(folder: str | pathlib.Path, flag: str = '--workdir') -> None:
     folder.mkdir(parents=True, exist_ok=True)
     probe.write_bytes(b'ok')
     probe.unlink()
-  except OSError as e:
+  except Exception as e:  # pylint: disable=broad-except
+    reason = paths.storage_failure(folder, e)
+    if reason is None:
+      raise
     raise CheckpointError(
-        f'cannot write to {folder}: {e.strerror or e}; make it writable, free '
+        f'cannot write to {folder}: {reason}; make it writable, free '
         f'disk space, or choose another {flag} (nothing in it was '
         'changed)') from None
+
 
 
 def _to_builtin(value: Any) -> Any:
@@ -63,16 +75,16 @@ def _to_builtin(value: Any) -> Any:
   return value
 
 
-def write_json(path: str | pathlib.Path, obj: Mapping[str, Any]) -> None:
+def write_json(path: str | os.PathLike[str], obj: Mapping[str, Any]) -> None:
   """Writes `obj` as indented JSON, atomically (a reader never sees half)."""
   with atomic_files.atomic_path(path) as tmp:
     tmp.write_text(json.dumps(_to_builtin(obj), indent=2) + '\n')
 
 
-def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
   """The records of a ``metrics.jsonl`` file, skipping a torn last line."""
   records = []
-  path = pathlib.Path(path)
+  path = epath.Path(path)
   if not path.exists():
     return records
   for line in path.read_text().splitlines():
@@ -84,13 +96,29 @@ def read_jsonl(path: str | pathlib.Path) -> list[dict[str, Any]]:
 
 
 class MetricWriter:
-  """Writes scalars to ``<workdir>/metrics.jsonl`` and TensorBoard events."""
+  """Writes scalars to ``<workdir>/metrics.jsonl`` and TensorBoard events.
 
-  def __init__(self, workdir: str | pathlib.Path):
-    self._workdir = pathlib.Path(workdir)
-    self._workdir.mkdir(parents=True, exist_ok=True)
-    self._jsonl = open(self._workdir / 'metrics.jsonl', 'a', encoding='utf-8')
-    self._events = EventFileWriter(str(self._workdir / 'tensorboard'))
+  In a local workdir both files are appended to as the run goes. An object
+  store cannot append: there the writer keeps both in a local staging
+  folder and uploads each whole, as a new version of its object, after
+  every record, so the bucket never holds a torn file.
+  """
+
+  def __init__(self, workdir: str | os.PathLike[str]):
+    self._workdir = epath.Path(workdir)
+    self._staging = None
+    if paths.is_remote(workdir):
+      self._staging = tempfile.TemporaryDirectory(prefix='mixae_metrics_')
+      local = pathlib.Path(self._staging.name)
+      if (self._workdir / METRICS_FILE).exists():  # A resumed run's.
+        (local / METRICS_FILE).write_bytes(
+            (self._workdir / METRICS_FILE).read_bytes())
+    else:
+      local = pathlib.Path(workdir)
+      local.mkdir(parents=True, exist_ok=True)
+    self._local = local
+    self._jsonl = open(local / METRICS_FILE, 'a', encoding='utf-8')
+    self._events = EventFileWriter(str(local / 'tensorboard'))
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any],
                     kind: str = 'train') -> None:
@@ -106,6 +134,8 @@ class MetricWriter:
     values = [summary_pb2.Summary.Value(tag=f'{kind}/{tag}', simple_value=v)
               for tag, v in _flatten(scalars)]
     self._add(step, summary_pb2.Summary(value=values))
+    if self._staging is not None:
+      self.flush()
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
     """Logs a uint8 [H, W, 3] image to TensorBoard as a PNG."""
@@ -124,10 +154,18 @@ class MetricWriter:
   def flush(self) -> None:
     self._jsonl.flush()
     self._events.flush()
+    if self._staging is not None:
+      for file in sorted(self._local.rglob('*')):
+        if file.is_file():
+          target = self._workdir / file.relative_to(self._local).as_posix()
+          target.write_bytes(file.read_bytes())
 
   def close(self) -> None:
+    self.flush()
     self._jsonl.close()
     self._events.close()
+    if self._staging is not None:
+      self._staging.cleanup()
 
   def __enter__(self) -> 'MetricWriter':
     return self
@@ -159,7 +197,7 @@ class NullWriter:
     pass
 
 
-def open_writer(workdir: str | pathlib.Path) -> MetricWriter | NullWriter:
+def open_writer(workdir: str | os.PathLike[str]) -> MetricWriter | NullWriter:
   """The run's metric writer: process 0's; the other processes write nothing."""
   return MetricWriter(workdir) if distributed.is_primary() else NullWriter()
 
@@ -178,7 +216,7 @@ def _flatten(tree: Mapping[str, Any], prefix: str = ''):
 PENDING_METRICS_FILE = 'train_metrics_pending.json'
 
 
-def save_pending_metrics(workdir: pathlib.Path, step: int,
+def save_pending_metrics(workdir: epath.Path, step: int,
                          history: list[tuple[int, dict[str, Any]]]) -> None:
   """Keeps the losses of the steps since the last log (an interrupted run's)."""
   write_json(workdir / PENDING_METRICS_FILE, {
@@ -186,7 +224,7 @@ def save_pending_metrics(workdir: pathlib.Path, step: int,
                                 for s, m in history]})
 
 
-def load_pending_metrics(workdir: pathlib.Path, step: int
+def load_pending_metrics(workdir: epath.Path, step: int
                          ) -> list[tuple[int, dict[str, Any]]]:
   """The saved losses if they lead up to `step` (the restored checkpoint's)."""
   path = workdir / PENDING_METRICS_FILE

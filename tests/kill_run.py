@@ -8,7 +8,8 @@ running: mid-step); ``save:N`` right after the checkpoint of step N has
 started to be written; ``eval:N`` just before the periodic eval after step
 N. SIGNAL is KILL (the default), INT or TERM; each point fires once.
 ``PAUSE@EVENT:STEP`` instead holds the run there, with its workdir locked:
-it writes ``WORKDIR.paused`` and waits until ``WORKDIR.go`` exists. Without
+it writes ``WORKDIR.paused`` and waits until ``WORKDIR.go`` exists (or
+``$KILL_RUN_MARKER.paused`` and ``.go``, for a workdir in a bucket). Without
 a point the run finishes (or resumes). An interrupted run exits as launch.py
 does: its one line on stderr, status 128 + signal.
 """
@@ -40,6 +41,7 @@ def config(data_dir: str):
 
 def signal_at(points: list[str], workdir: str):
   """A trainer callback that sends each 'SIG@event:step' point's signal."""
+  marker = os.environ.get('KILL_RUN_MARKER', workdir)
   targets = {}
   for point in points:
     name, _, where = point.rpartition('@')
@@ -49,9 +51,9 @@ def signal_at(points: list[str], workdir: str):
   def callback(event: str, step: int) -> None:
     for signum in targets.pop(f'{event}:{step}', []):
       if signum == 'PAUSE':
-        pathlib.Path(f'{workdir}.paused').touch()
+        pathlib.Path(f'{marker}.paused').touch()
         deadline = time.monotonic() + 120
-        while not pathlib.Path(f'{workdir}.go').exists():
+        while not pathlib.Path(f'{marker}.go').exists():
           if time.monotonic() > deadline:
             sys.exit('kill_run.py: never told to go on')
           time.sleep(0.05)

@@ -1,6 +1,7 @@
 """Two processes on one machine (gloo CPU collectives) train as one process
-with two devices does, through a kill and a rerun; checkpoints restore on
-one; bad set-ups fail fast."""
+with two devices does, through a kill and a rerun, sharing one workdir in a
+bucket (as a pod slice's hosts do); checkpoints restore on one; bad set-ups
+fail fast."""
 
 import json
 import os
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+from etils import epath
 import numpy as np
 import pytest
 
@@ -64,14 +66,14 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
   return process.returncode, stderr
 
 
-def train_losses(workdir: pathlib.Path) -> dict[int, float]:
+def train_losses(workdir: epath.Path) -> dict[int, float]:
   """The logged training loss per step (the last record of each step)."""
   return {r['step']: r['loss']
           for r in writers.read_jsonl(workdir / 'metrics.jsonl')
           if r['kind'] == 'train'}
 
 
-def eval_record(folder: pathlib.Path) -> dict:
+def eval_record(folder: epath.Path) -> dict:
   return json.loads((folder / 'eval' / 'metrics.json').read_text())
 
 
@@ -92,15 +94,16 @@ def helper(data_dir, workdir, port, process_id, *points) -> subprocess.Popen:
 
 
 @pytest.fixture(scope='module')
-def two_processes(data_dir, tmp_path_factory):
+def two_processes(data_dir, bucket, tmp_path_factory):
   """The tiny run on two processes, one of which dies mid-step 3 and both
-  of which are then rerun; and the same run on one process, two devices.
+  of which are then rerun, with one workdir in a bucket; and the same run
+  on one process, two devices, in a local folder.
 
   Returns:
     The two runs' folders, and the rerun's process 0's log.
   """
   root = tmp_path_factory.mktemp('multiprocess')
-  multi = root / 'two_processes'
+  multi = epath.Path(f'{bucket}/two_processes')
   # Alongside: the two processes spend much of their time waiting on each
   # other, and this run fills it.
   reference = launch(data_dir, root / 'one_process', devices=2)

@@ -31,6 +31,7 @@ from ml_collections import config_flags
 
 from mixae_jax import config_io
 from mixae_jax import interrupts
+from mixae_jax import paths
 from mixae_jax import tuning
 from mixae_jax.apps import config_files
 from mixae_jax.errors import ConfigError, MixaeError
@@ -235,6 +236,26 @@ def main(argv: list[str]) -> None:
     if FLAGS.verbose:
       raise
     _fail('interrupted (SIGINT) while starting; nothing had been written', 130)
+  except Exception as e:  # pylint: disable=broad-except
+    reason = None if FLAGS.verbose else _storage_failure(e)
+    if reason is None:
+      raise
+    _fail(reason)
+
+
+def _storage_failure(e: BaseException) -> str | None:
+  """A bucket's refusal or lost connection behind `e`, in one line.
+
+  The clients raise their own errors from deep inside a save or a read;
+  whichever the user's URL was, the message names its bucket and the cause.
+  """
+  init_from = FLAGS.config.get('init_from') if FLAGS.config else None
+  for url in (FLAGS.workdir, FLAGS.output_dir, init_from):
+    if url and paths.is_remote(url):
+      reason = paths.describe_remote_error(url, e)
+      if reason:
+        return f'{url}: {reason}'
+  return None
 
 
 def _show_flags_in_help() -> None:
@@ -317,6 +338,7 @@ def launch() -> None:
   """Runs the command line (what ``launch.py`` calls)."""
   # First: glibc and XLA read their settings once, when the process starts.
   tuning.apply_process_tuning()
+  paths.configure_clients()
   sys.argv = config_files.find_config(sys.argv)
   _show_flags_in_help()
   app.run(main, flags_parser=_parse_flags)

@@ -10,6 +10,7 @@ library, so the tests call it directly.
 """
 
 import dataclasses
+import os
 import pathlib
 import time
 
@@ -64,7 +65,7 @@ class DemoModel:
     self._rng = np.random.default_rng(seed)
 
   @classmethod
-  def restore(cls, workdir: str | pathlib.Path) -> 'DemoModel':
+  def restore(cls, workdir: str | os.PathLike[str]) -> 'DemoModel':
     """Loads a run's model and, if it can, the test data; compiles once.
 
     Raises:

@@ -14,7 +14,9 @@ writes the folder a model hub lists (`model_files`):
 """
 
 import json
-import pathlib
+import os
+
+from etils import epath
 
 from mixae_jax import atomic_files
 from mixae_jax import checkpoints
@@ -28,8 +30,9 @@ from mixae_jax.apps import model_card
 from mixae_jax.errors import CheckpointError, ConfigError
 
 
-def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
-           step: int | None = None, dtype: str = 'float16') -> pathlib.Path:
+def export(workdir: str | os.PathLike[str],
+           output_dir: str | os.PathLike[str], step: int | None = None,
+           dtype: str = 'float16') -> epath.Path:
   """Writes the model of `workdir`'s checkpoint as a model folder.
 
   Args:
@@ -46,7 +49,7 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   Raises:
     CheckpointError: no run to read, or `output_dir` holds a model already.
   """
-  output_dir = paths.local(output_dir, '--output_dir')
+  output_dir = paths.resolve(output_dir, '--output_dir')
   if (model_files.is_model_folder(output_dir)
       or checkpoints.checkpoint_dir(output_dir).exists()):
     raise CheckpointError(
@@ -66,7 +69,7 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   config.init_from = ''
   model_files.write(output_dir, variables, step, dtype)
   config_io.save(config, output_dir)
-  record, measured_on = _final_eval(pathlib.Path(workdir), step)
+  record, measured_on = _final_eval(paths.resolve(workdir, '--workdir'), step)
   if record:
     with atomic_files.atomic_path(output_dir / 'eval_metrics.json') as tmp:
       tmp.write_text(json.dumps(record, indent=2) + '\n')
@@ -74,7 +77,7 @@ def export(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   return output_dir
 
 
-def _final_eval(workdir: pathlib.Path, step: int) -> tuple[dict | None, str]:
+def _final_eval(workdir: epath.Path, step: int) -> tuple[dict | None, str]:
   """The eval record of this step, if any, and what it was measured on."""
   for path, measured_on in (
       (workdir / 'eval' / 'metrics.json',

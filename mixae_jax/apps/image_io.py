@@ -124,7 +124,7 @@ def _to_rgb_or_grey(img: Image.Image, path: str, kind: str,
                    f'{_A[kind]} must be {expected}')
 
 
-def write_png(path: str | pathlib.Path, image: np.ndarray) -> None:
+def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
   """Writes a float [H, W, 3] image in [0, 1] as an 8-bit PNG, atomically."""
   with atomic_files.atomic_path(path) as tmp:
     Image.fromarray(plots.to_uint8(image)).save(tmp)

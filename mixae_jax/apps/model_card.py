@@ -5,9 +5,10 @@ tags, datasets, and a ``model-index`` of scores); the body says what the
 model is for, where it fails, how it was trained and how to load it.
 """
 
-import pathlib
+import os
 from typing import Any
 
+from etils import epath
 import ml_collections
 
 from mixae_jax import atomic_files
@@ -119,10 +120,11 @@ arrays = load_file('{name}/model.safetensors')
   return '\n'.join(_yaml_header(name, record)) + '\n' + body
 
 
-def write(folder: pathlib.Path, config: ml_collections.ConfigDict, step: int,
-          record: dict[str, Any] | None, measured_on: str) -> pathlib.Path:
+def write(folder: str | os.PathLike[str], config: ml_collections.ConfigDict,
+          step: int, record: dict[str, Any] | None,
+          measured_on: str) -> epath.Path:
   """Writes ``<folder>/README.md``."""
-  folder = pathlib.Path(folder)
+  folder = epath.Path(folder)
   with atomic_files.atomic_path(folder / CARD_FILE) as tmp:
     tmp.write_text(card(folder.name, config, step, record, measured_on))
   return folder / CARD_FILE

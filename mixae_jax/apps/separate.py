@@ -7,9 +7,11 @@ preprocessing. For each, ``--output_dir`` gets ``<name>_digit.png``,
 plus the truths with PSNR/SSIM when they are known).
 """
 
+import os
 import pathlib
 from typing import Sequence
 
+from etils import epath
 import numpy as np
 
 from mixae_jax import paths
@@ -20,10 +22,11 @@ from mixae_jax.errors import InputError
 from mixae_jax.inference import Separation, Separator
 
 
-def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
+def separate_files(workdir: str | os.PathLike[str],
+                   output_dir: str | os.PathLike[str],
                    inputs: Sequence[str] = (), digit: str | None = None,
                    image: str | None = None,
-                   resize: bool = False) -> list[pathlib.Path]:
+                   resize: bool = False) -> list[epath.Path]:
   """Separates image files and writes the results; returns the files written.
 
   Args:
@@ -37,7 +40,7 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   Raises:
     InputError: bad files, or neither / both kinds of input given.
   """
-  out = paths.local(output_dir, '--output_dir')
+  out = paths.resolve(output_dir, '--output_dir')
   if bool(digit) != bool(image):
     raise InputError('--digit and --image go together: give both (to mix and '
                      'separate them) or neither (and --input=mixture.png)')
@@ -79,7 +82,7 @@ def separate_files(workdir: str | pathlib.Path, output_dir: str | pathlib.Path,
   return written
 
 
-def _figure(path: pathlib.Path, name: str, result: Separation) -> None:
+def _figure(path: epath.Path, name: str, result: Separation) -> None:
   """mixture | recovered digit | recovered image (| true digit | true image)."""
   panels = [(f'mixture\n{name}', result.mixture[0]),
             ('recovered digit', result.digit[0]),
