@@ -146,6 +146,17 @@ def trained_run(data_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def kill_reference(data_dir, tmp_path_factory) -> pathlib.Path:
+  """The run every kill test stops and resumes (tests/kill_run.py's config),
+  made once without a stop, in a worker's own process: what a resumed run
+  must end with, bit for bit."""
+  import kill_run  # pylint: disable=g-import-not-at-top
+  from mixae_jax import train  # pylint: disable=g-import-not-at-top
+  return _built_once(tmp_path_factory, 'kill_reference', lambda folder: (
+      train.train_and_evaluate(kill_run.config(data_dir), folder)))
+
+
+@pytest.fixture(scope='session')
 def bucket(tmp_path_factory) -> str:
   """``gs://runs``: a bucket on a real GCS-compatible server on 127.0.0.1.
 
@@ -195,7 +206,8 @@ def bucket(tmp_path_factory) -> str:
 # fill the gaps at the end instead of one long file running on alone.
 _LONGEST_FIRST = ('test_train.py', 'test_multiprocess.py',
                   'test_reliability.py', 'test_real_data.py', 'test_models.py',
-                  'test_tuning.py', 'test_launch.py', 'test_sharding.py',
+                  'test_tuning.py', 'test_launch.py', 'test_cloud.py',
+                  'test_sharding.py',
                   'test_notebook.py', 'test_demo.py', 'test_metrics.py',
                   'test_optimizer.py')
 

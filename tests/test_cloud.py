@@ -47,7 +47,7 @@ def _losses(folder) -> dict[int, float]:
 
 
 @pytest.fixture(scope='module')
-def bucket_run(data_dir, bucket, tmp_path_factory):
+def bucket_run(data_dir, bucket, kill_reference, tmp_path_factory):
   """The kill tests' run in the bucket: SIGKILLed mid-step 3, then resumed
   and held at step 7 while a second training tries the same workdir.
 
@@ -56,7 +56,6 @@ def bucket_run(data_dir, bucket, tmp_path_factory):
   """
   import kill_run  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('bucket_run')
-  train.train_and_evaluate(kill_run.config(data_dir), root / 'reference')
   workdir = f'{bucket}/killed'
   killed = _kill_run(data_dir, workdir, 'step:3')
   seen = {'killed': killed.returncode,
@@ -75,7 +74,7 @@ def bucket_run(data_dir, bucket, tmp_path_factory):
   _, seen['resumed_log'] = first.communicate(timeout=600)
   seen['resumed'] = first.returncode
   seen['lock_after'] = (epath.Path(workdir) / '.train.lock').exists()
-  return workdir, root / 'reference', seen
+  return workdir, kill_reference, seen
 
 
 def test_a_run_in_a_bucket_is_killed_then_resumes_exactly(bucket_run):

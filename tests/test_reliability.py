@@ -69,10 +69,9 @@ STOPS = [
 ]
 
 
-def test_kills_and_signals_at_any_point_then_resume_exactly(data_dir, tmp_path):
+def test_kills_and_signals_at_any_point_then_resume_exactly(
+    data_dir, kill_reference, tmp_path):
   import kill_run  # pylint: disable=g-import-not-at-top
-  # The uninterrupted run, in this process: the same code and numbers.
-  train.train_and_evaluate(kill_run.config(data_dir), tmp_path / 'reference')
   workdir = tmp_path / 'stopped'
   outcomes = []
   for points, status, last_line, latest in STOPS:
@@ -120,14 +119,14 @@ def test_kills_and_signals_at_any_point_then_resume_exactly(data_dir, tmp_path):
   assert _resumed_from(finished.stderr) == 6
   left = [p.name for p in (workdir / 'checkpoints').iterdir()]
   assert all(name.isdigit() for name in left), left  # No temporary folders.
-  expected = json.loads((tmp_path / 'reference' / 'eval' / 'metrics.json').read_text())
+  expected = json.loads((kill_reference / 'eval' / 'metrics.json').read_text())
   assert json.loads((workdir / 'eval' / 'metrics.json').read_text()) == expected
   # The last logged loss of every log step equals the uninterrupted run's,
   # including the means over steps that an interruption split.
   def losses(folder):
     return {r['step']: r['loss'] for r in writers.read_jsonl(folder / 'metrics.jsonl')
             if r['kind'] == 'train'}
-  assert losses(workdir) == losses(tmp_path / 'reference')
+  assert losses(workdir) == losses(kill_reference)
   print('stops (signals, exit status, latest checkpoint):', outcomes)
 
 
