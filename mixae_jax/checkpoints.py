@@ -13,6 +13,7 @@ state's fields: any dataclass or dict of arrays saves and restores.
 """
 
 import os
+import threading
 from typing import Any, Mapping
 
 from etils import epath
@@ -92,15 +93,68 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
                        reason) from None
 
 
+# How often a wait for a save to a bucket asks whether the store still answers.
+PROBE_SECONDS = 5
+
+
+class StoreLost(CheckpointError):
+  """A save to a bucket failed because the store stopped answering.
+
+  orbax's background threads still wait on it: whoever catches this must
+  not wait for them again (`CheckpointManager.wait_until_finished`).
+  """
+
+
 def wait(manager: ocp.CheckpointManager) -> None:
-  """Waits for background saves; a failed one raises `CheckpointError`."""
+  """Waits for background saves; a failed one raises `CheckpointError`.
+
+  A save to a bucket whose store stops answering would hang: tensorstore
+  retries for a quarter of an hour, and orbax waits twenty minutes. Here
+  the store is asked every `PROBE_SECONDS` while the save goes on; once
+  gcsfs has given up on it too (about a minute of retries), `StoreLost`
+  names it. The save never completes, so the last complete checkpoint stays
+  the one a resume reads.
+  """
   try:
-    manager.wait_until_finished()
+    if paths.is_remote(manager.directory):
+      _wait_watching_the_store(manager)
+    else:
+      manager.wait_until_finished()
+  except StoreLost:
+    raise
   except Exception as e:  # pylint: disable=broad-except
     reason = paths.storage_failure(manager.directory, e)
     if reason is None:
       raise
     raise _save_failed(manager, 'a checkpoint', reason) from None
+
+
+def _wait_watching_the_store(manager: ocp.CheckpointManager) -> None:
+  """`manager.wait_until_finished()`, failing once the store is gone."""
+  done = threading.Event()
+  failure: list[BaseException] = []
+
+  def waiter() -> None:
+    try:
+      manager.wait_until_finished()
+    except BaseException as e:  # pylint: disable=broad-except
+      failure.append(e)
+    finally:
+      done.set()
+
+  threading.Thread(target=waiter, daemon=True, name='mixae-save-wait').start()
+  while not done.wait(PROBE_SECONDS):
+    try:
+      manager.directory.stat()  # Not exists(): fsspec's turns errors to False.
+    except Exception as e:  # pylint: disable=broad-except
+      reason = paths.storage_failure(manager.directory, e)
+      if reason is not None:
+        raise StoreLost(
+            f'could not save a checkpoint in {manager.directory}: {reason} '
+            '(the earlier checkpoints are whole: the rerun resumes from the '
+            'last)') from None
+  if failure:
+    raise failure[0]
 
 
 def _path(keys: tuple[Any, ...]) -> str:

@@ -135,9 +135,11 @@ def describe_remote_error(path: str | os.PathLike[str],
   for err in _chain(e):
     text = str(err)
     code = getattr(err, 'code', None) or getattr(err, 'status', None)
+    # gcsfs raises a 403 as OSError('Forbidden: ...'), a 401 as its
+    # HttpError; tensorstore names the gRPC status in its message.
     if type(err).__module__.startswith('google.auth') or code in (401, 403) \
-        or isinstance(err, PermissionError) or 'PERMISSION_DENIED' in text \
-        or 'UNAUTHENTICATED' in text:
+        or isinstance(err, PermissionError) or text.startswith('Forbidden') \
+        or 'PERMISSION_DENIED' in text or 'UNAUTHENTICATED' in text:
       return (f'the store refused access to {bucket} ({_short(text)}); sign '
               'in (gcloud auth application-default login) or set '
               'GOOGLE_APPLICATION_CREDENTIALS to a key that may use it')

@@ -200,6 +200,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
       config_pending = False
 
   timer = run_length.StepTimer(step, config.num_train_steps)
+  store_lost = False
   try:
     interval_start, interval_steps = time.perf_counter(), 0
     with stop.deferred():
@@ -256,14 +257,22 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
           e.signum, f'interrupted during the final eval; the checkpoint of '
           f'step {step} is saved: run the same command to evaluate it '
           '(earlier eval outputs are unchanged)') from None
+  except checkpoints.StoreLost:
+    store_lost = True
+    raise
   finally:
     progress.close()
-    writer.close()
-    try:
-      manager.wait_until_finished()  # Let a save in flight complete.
-    except Exception:  # pylint: disable=broad-except
-      pass  # Already reported by checkpoints.save/wait, or by the error above.
-    manager.close()
+    if store_lost:
+      # Nothing more can reach the store, and orbax's threads still wait
+      # on it: leave them (the process is ending), and the files unsent.
+      pass
+    else:
+      writer.close()
+      try:
+        manager.wait_until_finished()  # Let a save in flight complete.
+      except Exception:  # pylint: disable=broad-except
+        pass  # Already reported by checkpoints.save/wait, or by the error above.
+      manager.close()
   if distributed.is_primary():
     plots.loss_curves(writers.read_jsonl(workdir / writers.METRICS_FILE),
                       workdir / 'loss.png')

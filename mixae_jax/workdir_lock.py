@@ -159,10 +159,15 @@ class _BucketLock:
     self._stop.set()
     if self._renewer is not None:
       self._renewer.join()
-    found = self._read()
-    if found and found.get('pid') == self._who['pid'] and \
-        found.get('host') == self._who['host']:
-      self._fs.rm_file(self._key)
+    try:
+      found = self._read()
+      if found and found.get('pid') == self._who['pid'] and \
+          found.get('host') == self._who['host']:
+        self._fs.rm_file(self._key)
+    except Exception:  # pylint: disable=broad-except
+      # The store is gone (the error being reported already says so): the
+      # lock stays behind, and is taken over once this process has ended.
+      pass
 
 
 def _stale(found: dict[str, Any]) -> bool:

@@ -11,7 +11,8 @@ N. SIGNAL is KILL (the default), INT or TERM; each point fires once.
 it writes ``WORKDIR.paused`` and waits until ``WORKDIR.go`` exists (or
 ``$KILL_RUN_MARKER.paused`` and ``.go``, for a workdir in a bucket). Without
 a point the run finishes (or resumes). An interrupted run exits as launch.py
-does: its one line on stderr, status 128 + signal.
+does: its one line on stderr, status 128 + signal (a user's mistake: its
+``error:`` line, status 2).
 """
 
 import os
@@ -26,6 +27,7 @@ sys.path[:0] = [str(pathlib.Path(__file__).parent),
 from conftest import tiny_config  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 from mixae_jax import interrupts, train  # pylint: disable=wrong-import-position
+from mixae_jax.errors import MixaeError  # pylint: disable=wrong-import-position
 
 
 def config(data_dir: str):
@@ -71,6 +73,10 @@ def main() -> None:
   except interrupts.Interrupted as e:
     print(e, file=sys.stderr)
     sys.exit(e.exit_code)
+  except MixaeError as e:  # As launch.py ends: one line, status 2, at once.
+    print(f'error: {e}', file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(2)
 
 
 if __name__ == '__main__':

@@ -169,3 +169,41 @@ def test_a_bucket_that_goes_wrong_is_named_in_one_line(bucket, data_dir,
   assert str(e.value) == (
       "--workdir=gs://runs/killed is in cloud storage, which needs gcsfs: "
       "pip install 'mixae_jax[cloud]'")
+
+
+def _client_errors():
+  """What the clients raise for each failure (their own classes)."""
+  import aiohttp  # pylint: disable=g-import-not-at-top
+  from gcsfs.retry import HttpError  # pylint: disable=g-import-not-at-top
+  from google.auth import exceptions  # pylint: disable=g-import-not-at-top
+  refused = 'the store refused access to gs://b ('
+  gone = 'the connection to the store of gs://b failed ('
+  return [
+      (HttpError({'code': 401, 'message': 'Invalid Credentials'}), refused),
+      (OSError('Forbidden: b/run/x\nanon does not have storage.objects.create '
+               'access'), refused),
+      (exceptions.DefaultCredentialsError('File key.json was not found.'),
+       refused),
+      (ValueError('PERMISSION_DENIED: tensorstore: 403'), refused),
+      (FileNotFoundError('b/run/x'), 'the bucket gs://b does not exist'),
+      (aiohttp.ServerDisconnectedError(), gone),
+      (ConnectionResetError(104, 'Connection reset by peer'), gone),
+      (ValueError('UNAVAILABLE: HTTP response code: 503'), gone),
+  ]
+
+
+def test_each_way_a_bucket_fails_is_named():
+  """Refused credentials and lost connections, which an emulator cannot
+  give (it takes any credentials), as the clients report them."""
+  from mixae_jax import paths  # pylint: disable=g-import-not-at-top
+  for error, words in _client_errors():
+    try:  # As orbax and gcsfs raise them: wrapped, from deep inside.
+      try:
+        raise error
+      except Exception as inner:  # pylint: disable=broad-except
+        raise RuntimeError('save failed') from inner
+    except RuntimeError as wrapped:
+      reason = paths.describe_remote_error('gs://b/run', wrapped)
+    assert reason is not None and reason.startswith(words), (error, reason)
+    assert '\n' not in reason
+  assert paths.describe_remote_error('gs://b/run', KeyError('x')) is None

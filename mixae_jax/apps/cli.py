@@ -107,8 +107,13 @@ class _QuietLibraries(std_logging.Filter):
   def filter(self, record: std_logging.LogRecord) -> bool:
     if '/mixae_jax/' in record.pathname:
       return True
+    message = record.getMessage()
     # Orbax warns that a read-only manager is read-only: expected for eval.
-    if 'read only' in record.getMessage():
+    if 'read only' in message:
+      return False
+    # A bucket that stopped answering: gcsfs and orbax's threads log each
+    # failed request with its traceback; the run's one line names it.
+    if 'out of retries' in message or '_SignalingThread.run() raised' in message:
       return False
     return record.levelno >= std_logging.WARNING
 
