@@ -90,7 +90,10 @@ def configure_clients() -> None:
     tensorstore, orbax's array writer, is sent there too: it reads its own
     variable, and asks even an emulator for a token.
   """
-  import fsspec  # pylint: disable=g-import-not-at-top
+  try:
+    import fsspec  # pylint: disable=g-import-not-at-top
+  except ImportError:  # No bucket client installed: nothing to set up.
+    return
   fsspec.config.conf.setdefault('gcs', {}).setdefault('cache_timeout', 0)
   host = os.environ.get('STORAGE_EMULATOR_HOST')
   if host:
@@ -98,6 +101,7 @@ def configure_clients() -> None:
       host = f'http://{host}'
     os.environ.setdefault('TENSORSTORE_GCS_HTTP_URL', host)
     os.environ.setdefault('GOOGLE_AUTH_TOKEN_FOR_TESTING', 'emulator')
+
 
 def storage_failure(path: str | os.PathLike[str],
                     e: BaseException) -> str | None:

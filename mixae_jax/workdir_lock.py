@@ -29,7 +29,6 @@ import time
 from typing import IO, Any, Iterator
 
 from etils import epath
-import fsspec
 
 from mixae_jax import distributed
 from mixae_jax import paths
@@ -113,6 +112,7 @@ class _BucketLock:
   """A lock object created only where none exists, renewed while held."""
 
   def __init__(self, path: epath.Path):
+    import fsspec  # pylint: disable=g-import-not-at-top  # With a bucket's client.
     self._fs, self._key = fsspec.core.url_to_fs(os.fspath(path))
     self._who = _who()
     self._stop = threading.Event()
