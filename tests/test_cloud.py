@@ -26,15 +26,15 @@ from mixae_jax.errors import CheckpointError, ConfigError
 from mixae_jax.inference import Separator
 
 
-def _kill_run(data_dir, workdir, *points, marker=None, wait=True):
-  process = subprocess.Popen(
-      [sys.executable, str(REPO / 'tests' / 'kill_run.py'), str(data_dir),
-       workdir, *points], cwd=REPO, stderr=subprocess.PIPE, text=True,
-      env=dict(os.environ, PYTHONUNBUFFERED='1',
-               **({'KILL_RUN_MARKER': str(marker)} if marker else {})))
-  if wait:
-    process.communicate(timeout=600)
-  return process
+def _kill_run(data_dir, workdir, log, *points, marker=None):
+  """tests/kill_run.py into `workdir`, its stderr to the file `log` (a pipe
+  nobody reads while it runs could fill and stall it); not waited for."""
+  with open(log, 'w') as stderr:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / 'tests' / 'kill_run.py'), str(data_dir),
+         workdir, *points], cwd=REPO, stderr=stderr, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED='1',
+                 **({'KILL_RUN_MARKER': str(marker)} if marker else {})))
 
 
 def _metrics(folder) -> dict:
@@ -57,22 +57,24 @@ def bucket_run(data_dir, bucket, kill_reference, tmp_path_factory):
   import kill_run  # pylint: disable=g-import-not-at-top
   root = tmp_path_factory.mktemp('bucket_run')
   workdir = f'{bucket}/killed'
-  killed = _kill_run(data_dir, workdir, 'step:3')
-  seen = {'killed': killed.returncode,
+  killed = _kill_run(data_dir, workdir, root / 'killed.log', 'step:3')
+  seen = {'killed': killed.wait(timeout=600),
           'complete_after_kill': checkpoints.create_manager(
               workdir, read_only=True).all_steps(),
           'lock_left': (epath.Path(workdir) / '.train.lock').exists()}
-  first = _kill_run(data_dir, workdir, 'PAUSE@step:7', marker=root / 'm',
-                    wait=False)
+  first = _kill_run(data_dir, workdir, root / 'resumed.log', 'PAUSE@step:7',
+                    marker=root / 'm')
+  deadline = time.monotonic() + 600
   while not (root / 'm.paused').exists() and first.poll() is None:
+    assert time.monotonic() < deadline, (root / 'resumed.log').read_text()
     time.sleep(0.05)
   try:
     train.train_and_evaluate(kill_run.config(data_dir), workdir)
   except CheckpointError as e:
     seen['second'] = (str(e), first.pid)
   (root / 'm.go').touch()
-  _, seen['resumed_log'] = first.communicate(timeout=600)
-  seen['resumed'] = first.returncode
+  seen['resumed'] = first.wait(timeout=600)
+  seen['resumed_log'] = (root / 'resumed.log').read_text()
   seen['lock_after'] = (epath.Path(workdir) / '.train.lock').exists()
   return workdir, kill_reference, seen
 
