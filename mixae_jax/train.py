@@ -195,6 +195,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
     # Finish writing before training on: a kill then loses at most one
     # save interval (the host copy is taken already; the wait is the I/O).
     checkpoints.wait(manager)
+    writer.flush()  # In a bucket: the metrics that go with the checkpoint.
     if config_pending:
       config_io.save(config, workdir)
       config_pending = False

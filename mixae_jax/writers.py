@@ -100,13 +100,19 @@ class MetricWriter:
 
   In a local workdir both files are appended to as the run goes. An object
   store cannot append: there the writer keeps both in a local staging
-  folder and uploads each whole, as a new version of its object, after
-  every record, so the bucket never holds a torn file.
+  folder and uploads each whole, as a new version of its object, so the
+  bucket never holds a torn file: after a record at most every
+  `UPLOAD_SECONDS` (the event files grow with the run, and uploading them
+  at every log step would cost more than the step), and at `flush` and
+  `close`.
   """
+
+  UPLOAD_SECONDS = 30
 
   def __init__(self, workdir: str | os.PathLike[str]):
     self._workdir = epath.Path(workdir)
     self._staging = None
+    self._uploaded = None  # time.monotonic() of the last upload.
     if paths.is_remote(workdir):
       self._staging = tempfile.TemporaryDirectory(prefix='mixae_metrics_')
       local = pathlib.Path(self._staging.name)
@@ -134,7 +140,9 @@ class MetricWriter:
     values = [summary_pb2.Summary.Value(tag=f'{kind}/{tag}', simple_value=v)
               for tag, v in _flatten(scalars)]
     self._add(step, summary_pb2.Summary(value=values))
-    if self._staging is not None:
+    if self._staging is not None and (
+        self._uploaded is None
+        or time.monotonic() - self._uploaded >= self.UPLOAD_SECONDS):
       self.flush()
 
   def write_image(self, step: int, tag: str, image: np.ndarray) -> None:
@@ -159,6 +167,7 @@ class MetricWriter:
         if file.is_file():
           target = self._workdir / file.relative_to(self._local).as_posix()
           target.write_bytes(file.read_bytes())
+      self._uploaded = time.monotonic()
 
   def close(self) -> None:
     self.flush()
