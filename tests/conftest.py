@@ -34,9 +34,10 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
 
 # The suite compiles hundreds of small programs and runs each for
 # milliseconds, so XLA's LLVM optimisations cost it more than they save
-# (docs/speed.md, "The suite's compile time"). Code generation only: the same programs give the same
-# results to float rounding (the release's 10,000-pair scores among them).
-# Inherited by the subprocesses; a level set in XLA_FLAGS wins.
+# (docs/speed.md, "The suite's compile time"). Code generation only: the
+# same programs give the same results to float rounding (the release's
+# 10,000-pair scores among them). Inherited by the subprocesses; a level
+# set in XLA_FLAGS wins.
 if 'xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              ' --xla_backend_optimization_level=0').strip()
