@@ -74,8 +74,8 @@ def mixture_as_answer(images: np.ndarray) -> dict[str, float]:
 def measure() -> dict[str, dict[str, Any]]:
   """The measured rows, per protocol."""
   datasets = pipeline.load_datasets(dual.get_config().data, with_train=False)
-  return {'mnist+mnist': mixture_as_answer(datasets.mnist_test.images),
-          'cifar10+cifar10': mixture_as_answer(datasets.cifar_test.images)}
+  return {'mnist+mnist': mixture_as_answer(datasets.first_test.images),
+          'cifar10+cifar10': mixture_as_answer(datasets.second_test.images)}
 
 
 def table(measured: dict[str, dict[str, Any]]) -> str:

@@ -292,10 +292,10 @@ def own_objective(name: str, workdir: pathlib.Path) -> dict[str, float]:
   if name == 'single_pair':
     pool = pipeline.make_train_pool(data, num_pairs=1,
                                           pairing_seed=sep.config.seed)
-    mix = preprocessing.make_mixtures(np.asarray(pool.digits),
-                                      np.asarray(pool.images))
+    mix = preprocessing.make_mixtures(np.asarray(pool.first),
+                                      np.asarray(pool.second))
     recon, _ = sep(np.asarray(mix.mixture))
-    digit, image = np.asarray(mix.digit), np.asarray(mix.cifar)
+    digit, image = np.asarray(mix.first), np.asarray(mix.second)
     # 'pair_': scored on the one training pair, not on the protocol; the
     # prefix also keeps them apart from the protocol's digit_psnr in the
     # summary JSON.
@@ -308,12 +308,12 @@ def own_objective(name: str, workdir: pathlib.Path) -> dict[str, float]:
         'oracle_image_psnr': _psnr(np.clip(2 * recon - digit, 0, 1), image),
     }
   eval_set = pipeline.make_eval_set(data, FLAGS.eval_pairs, 0)
-  mix = preprocessing.make_mixtures(eval_set.digits, eval_set.images)
+  mix = preprocessing.make_mixtures(eval_set.first, eval_set.second)
   if name == 'mixture_ae':
     recon, _ = sep(np.asarray(mix.mixture))
     return {'mixture_psnr': _psnr(recon, mix.mixture),
             'mixture_mse': float(np.mean((recon - mix.mixture) ** 2))}
-  clean = np.asarray(mix.digit)
+  clean = np.asarray(mix.first)
   recon, _ = sep(clean)
   return {'clean_digit_mse': float(np.mean((recon - clean) ** 2)),
           'clean_digit_psnr': _psnr(recon, clean)}

@@ -193,7 +193,7 @@ class TorchTrain:
     b = fixed_batch(batch_size)
     # np.array copies: a JAX array's host view is read-only, which torch warns of.
     nchw = lambda a: torch.from_numpy(np.array(a)).permute(0, 3, 1, 2).contiguous().to(self.device)
-    self.x, self.digit, self.image = nchw(b.mixture), nchw(b.digit), nchw(b.cifar)
+    self.x, self.digit, self.image = nchw(b.mixture), nchw(b.first), nchw(b.second)
     self.params = sum(p.numel() for p in self.model.parameters())
     if form != 'eager':
       memory = torch.channels_last

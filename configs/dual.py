@@ -53,6 +53,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.dtype = 'float32'
 
   config.data = ml_collections.ConfigDict()
+  # The two sources each mixture is made of, first and second: any two of
+  # 'mnist' and 'cifar10', the same one twice included (mixae_jax/data/
+  # sources.py). Images take the larger size and the most channels of the
+  # two; one dataset twice is scored under the better of the two orders.
+  config.data.sources = ('mnist', 'cifar10')
   # 'auto' (the local folder if complete, else tfds), 'local' or 'tfds'.
   config.data.source = 'auto'
   # Folder with the standard MNIST / CIFAR-10 files ('' means none): by

@@ -1,42 +1,54 @@
-"""Where separation fails: scores per CIFAR-10 class and per digit, worst pairs."""
+"""Where separation fails: scores per class of each source, worst pairs."""
 
 from typing import Any, Mapping
 
 import numpy as np
 
 from mixae_jax.data import pipeline
+from mixae_jax.data import sources
+
+
+def _groupings(eval_set: pipeline.EvalSet, n: int
+               ) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
+  """Each source's labels and class names, under the grouping's name."""
+  pair = eval_set.pair
+  if pair == sources.DEFAULT:  # The names the default pair's files have.
+    return {'by_cifar_class': (eval_set.second_labels[:n], pair.second.classes),
+            'by_digit': (eval_set.first_labels[:n], pair.first.classes)}
+  label_1, label_2 = pair.labels
+  return {f'by_{label_1}_class': (eval_set.first_labels[:n], pair.first.classes),
+          f'by_{label_2}_class': (eval_set.second_labels[:n],
+                                  pair.second.classes)}
 
 
 def per_class(per_image: Mapping[str, Mapping[str, np.ndarray]],
               eval_set: pipeline.EvalSet) -> dict[str, Any]:
-  """Mean PSNR/SSIM of both sources, grouped by CIFAR class and by digit.
+  """Mean PSNR/SSIM of both sources, grouped by each source's class.
 
   Returns:
-    ``{"by_cifar_class": {"airplane": {"count", "mnist": {"psnr", "ssim"},
-    "cifar10": {...}}, ...}, "by_digit": {"0": {...}, ...}}``.
+    For the default pair ``{"by_cifar_class": {"airplane": {"count",
+    "mnist": {"psnr", "ssim"}, "cifar10": {...}}, ...}, "by_digit": {"0":
+    {...}, ...}}``; for others ``by_<label>_class`` per source label.
   """
-  n = len(per_image['mnist']['psnr'])
-  groupings = {
-      'by_cifar_class': (eval_set.image_labels[:n],
-                         pipeline.CIFAR10_CLASSES),
-      'by_digit': (eval_set.digit_labels[:n], [str(d) for d in range(10)]),
-  }
+  labels = eval_set.pair.labels
+  n = len(per_image[labels[0]]['psnr'])
   result = {}
-  for grouping, (labels, names) in groupings.items():
+  for grouping, (classes, names) in _groupings(eval_set, n).items():
     result[grouping] = {}
     for label, name in enumerate(names):
-      mask = labels == label
+      mask = classes == label
       if not mask.any():
         continue
       result[grouping][name] = {'count': int(mask.sum())} | {
           source: {m: float(np.mean(per_image[source][m][mask]))
                    for m in ('psnr', 'ssim')}
-          for source in ('mnist', 'cifar10')}
+          for source in labels}
   return result
 
 
 def worst_pairs(per_image: Mapping[str, Mapping[str, np.ndarray]],
                 count: int = 16) -> np.ndarray:
   """Indices of the `count` pairs with the lowest mean PSNR of both sources."""
-  score = (per_image['mnist']['psnr'] + per_image['cifar10']['psnr']) / 2
+  label_1, label_2 = [k for k in per_image if not k.startswith('baseline')]
+  score = (per_image[label_1]['psnr'] + per_image[label_2]['psnr']) / 2
   return np.argsort(score, kind='stable')[:count]

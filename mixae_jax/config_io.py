@@ -13,6 +13,7 @@ from mixae_jax import losses
 from mixae_jax import models
 from mixae_jax import paths
 from mixae_jax.data import local_files
+from mixae_jax.data import sources
 from mixae_jax.errors import CheckpointError, ConfigError
 
 CONFIG_FILE = 'config.json'
@@ -29,7 +30,8 @@ FIELDS = (
     'log_every_steps',
     'model.name', 'model.widths', 'model.digit_channels', 'model.head',
     'model.digit_resized_from', 'model.activation', 'model.decoders',
-    'data.source', 'data.dir', 'data.tfds_dir', 'data.train_pairs',
+    'data.sources', 'data.source', 'data.dir', 'data.tfds_dir',
+    'data.train_pairs',
     'optimizer.name', 'optimizer.learning_rate', 'optimizer.schedule',
     'optimizer.warmup_steps', 'optimizer.final_lr_fraction',
     'optimizer.weight_decay', 'optimizer.grad_clip_norm',
@@ -47,6 +49,7 @@ ADDED_FIELDS = {
     'dtype': 'float32',
     'init_from': '',
     'data.train_pairs': 0,
+    'data.sources': ('mnist', 'cifar10'),
     'model.head': 'twin',
     'model.digit_resized_from': 0,
     'model.activation': 'relu',
@@ -204,6 +207,46 @@ def validate(config: ml_collections.ConfigDict,
     if value < 0:
       raise ConfigError(f'loss.{key}={value} must be >= 0')
   models.create_model(config.model, config.dtype)
+  check_pair(config, sources.Pair.from_names(config.data.sources))
+
+
+def check_pair(config: ml_collections.ConfigDict, pair: sources.Pair) -> None:
+  """Raises `ConfigError` where the model or task cannot serve `pair`.
+
+  The grey and 28-pixel priors hold only for a first source that is an
+  MNIST digit (grey, and upsampled when the layout is larger than 28); the
+  reference designs and tasks are the default pair's.
+  """
+  names = '+'.join(pair.names)
+  if pair != sources.DEFAULT:
+    if config.model.name != 'unet':
+      raise ConfigError(
+          f'model.name={config.model.name!r} separates mnist+cifar10 only; '
+          f'{names} needs model.name=unet')
+    if config.task != 'separate':
+      raise ConfigError(f'task={config.task!r} is a reference task of '
+                        f"mnist+cifar10; {names} needs task='separate'")
+  if config.model.name != 'unet':
+    return
+  channels = pair.layout.channels
+  if config.model.digit_channels not in (1, channels):
+    raise ConfigError(
+        f'model.digit_channels={config.model.digit_channels}: {names} '
+        f'mixtures have {channels} channel(s); use {channels}')
+  if config.model.digit_channels == 1 and pair.first.channels != 1:
+    raise ConfigError(
+        f'model.digit_channels=1 predicts a grey first source, but '
+        f'{pair.first.name} is in colour; use {channels}')
+  resized_from = config.model.digit_resized_from
+  upsampled = pair.first.size < pair.layout.size
+  if resized_from and not (upsampled and resized_from == pair.first.size):
+    right = pair.first.size if upsampled else 0
+    raise ConfigError(
+        f'model.digit_resized_from={resized_from}: in {names} the first '
+        f'source is {pair.first.name}, '
+        + (f'upsampled from {pair.first.size}' if upsampled else
+           f'at its own {pair.first.size}x{pair.first.size}, not upsampled')
+        + f'; use {right}')
 
 
 def save(config: ml_collections.ConfigDict,

@@ -4,6 +4,7 @@
 calls the same functions, so both give the same figures for a checkpoint.
 """
 
+import functools
 import os
 from typing import Any, Mapping
 
@@ -25,33 +26,58 @@ from mixae_jax import tuning
 from mixae_jax import writers
 from mixae_jax.data import pipeline
 from mixae_jax.data import preprocessing
-from mixae_jax.inference import separate, separate_jitted
+from mixae_jax.data import sources
+from mixae_jax.inference import separate
 from mixae_jax.sharding import put as put_on_mesh
 
 NUM_SAMPLE_ROWS = 10
 
 
-@jax.jit
-def eval_step(state: Any, digits: jax.Array, images: jax.Array
+def separate_pairs(state: Any, first: jax.Array, second: jax.Array,
+                   pair: sources.Pair = sources.DEFAULT
+                   ) -> tuple[preprocessing.Mixtures, jax.Array, jax.Array]:
+  """Mixes uint8 source images, separates the mixtures, and aligns the
+  estimates with the sources.
+
+  For a pair without roles (one dataset twice) the estimates of each pair
+  are swapped where the swap matches the sources better (higher mean PSNR,
+  `metrics.best_ordering`), as the published separators are scored.
+
+  Returns:
+    The mixtures with their sources, and the first and second estimates.
+  """
+  mix = preprocessing.make_mixtures(first, second, pair)
+  estimate_1, estimate_2 = separate(state, mix.mixture)
+  if pair.permutation_invariant:
+    estimate_1, estimate_2 = metrics.align((estimate_1, estimate_2),
+                                           (mix.first, mix.second))
+  return mix, estimate_1, estimate_2
+
+
+@functools.partial(jax.jit, static_argnames='pair')
+def eval_step(state: Any, first: jax.Array, second: jax.Array,
+              pair: sources.Pair = sources.DEFAULT
               ) -> dict[str, dict[str, jax.Array]]:
   """Per-image metrics of the model and of the mixture-as-answer baseline.
 
   Args:
     state: see `inference.separate`.
-    digits: uint8 [N, 28, 28] MNIST digits.
-    images: uint8 [N, 32, 32, 3] CIFAR-10 images.
+    first: uint8 images of the first source, e.g. [N, 28, 28] MNIST digits.
+    second: uint8 images of the second, e.g. [N, 32, 32, 3] CIFAR-10 images.
+    pair: the run's sources.
 
   Returns:
-    ``{'mnist': {'psnr','ssim','mse'}, 'cifar10': {...}, 'baseline_mnist':
-    {...}, 'baseline_cifar10': {...}}``, each a float32 [N] array.
+    ``{label: {'psnr','ssim','mse'}, ..., 'baseline_<label>': {...}}`` for
+    both of ``pair.labels`` (``mnist`` and ``cifar10`` by default), each a
+    float32 [N] array.
   """
-  mix = preprocessing.make_mixtures(digits, images)
-  digit, image = separate(state, mix.mixture)
+  mix, estimate_1, estimate_2 = separate_pairs(state, first, second, pair)
+  label_1, label_2 = pair.labels
   return {
-      'mnist': metrics.per_image(digit, mix.digit),
-      'cifar10': metrics.per_image(image, mix.cifar),
-      'baseline_mnist': metrics.per_image(mix.mixture, mix.digit),
-      'baseline_cifar10': metrics.per_image(mix.mixture, mix.cifar),
+      label_1: metrics.per_image(estimate_1, mix.first),
+      label_2: metrics.per_image(estimate_2, mix.second),
+      f'baseline_{label_1}': metrics.per_image(mix.mixture, mix.first),
+      f'baseline_{label_2}': metrics.per_image(mix.mixture, mix.second),
   }
 
 
@@ -64,15 +90,15 @@ def per_image_metrics(state: Any, eval_set: pipeline.EvalSet,
   The last batch is padded to `batch_size` (so one compiled step serves every
   batch) and the padding is dropped from the results.
   """
-  n = len(eval_set.digits) if num_pairs is None else num_pairs
+  n = len(eval_set.first) if num_pairs is None else num_pairs
   chunks = []
   for start in range(0, n, batch_size):
     stop = min(start + batch_size, n)
-    digits, images = (_pad(a[start:stop], batch_size)
-                      for a in (eval_set.digits, eval_set.images))
+    first, second = (_pad(a[start:stop], batch_size)
+                     for a in (eval_set.first, eval_set.second))
     if sharding is not None:
-      digits, images = put_on_mesh((digits, images), sharding)
-    result = eval_step(state, digits, images)
+      first, second = put_on_mesh((first, second), sharding)
+    result = eval_step(state, first, second, eval_set.pair)
     chunks.append((result, stop - start))
   # One transfer at the end: the steps above ran without waiting on the host.
   # With several processes, each holds its devices' shards: gather them all.
@@ -89,29 +115,39 @@ def _pad(x: np.ndarray, size: int) -> np.ndarray:
 
 def summary(per_image: Mapping[str, Mapping[str, np.ndarray]], step: int,
             pairing_seed: int) -> dict[str, Any]:
-  """The ``eval/metrics.json`` record for one evaluation."""
+  """The ``eval/metrics.json`` record for one evaluation: the step, the
+  pairs, then each source's means under its label (`sources.Pair.labels`)
+  and the baseline's under ``baseline``."""
   means = metrics.summarize(per_image)
+  labels = source_labels(per_image)
   return {
       'step': int(step),
-      'num_pairs': int(len(per_image['mnist']['psnr'])),
+      'num_pairs': int(len(per_image[labels[0]]['psnr'])),
       'pairing_seed': int(pairing_seed),
-      'mnist': means['mnist'],
-      'cifar10': means['cifar10'],
-      'baseline': {'mnist': means['baseline_mnist'],
-                   'cifar10': means['baseline_cifar10']},
+      **{label: means[label] for label in labels},
+      'baseline': {label: means[f'baseline_{label}'] for label in labels},
   }
+
+
+def source_labels(per_image_or_record: Mapping[str, Any]) -> list[str]:
+  """The two sources' labels in a `per_image_metrics` result or a record."""
+  return [k for k, v in per_image_or_record.items()
+          if isinstance(v, Mapping) and 'psnr' in v
+          and not k.startswith('baseline')]
 
 
 def predict_samples(state: Any, eval_set: pipeline.EvalSet,
                     indices: np.ndarray) -> dict[str, np.ndarray]:
   """Mixture, truths and predictions of the eval pairs at `indices`, for figures."""
   indices = np.asarray(indices)
-  mix = preprocessing.make_mixtures(eval_set.digits[indices],
-                                    eval_set.images[indices])
-  digit, image = separate_jitted(state, mix.mixture)
-  return distributed.to_host({'mixture': mix.mixture, 'digit': mix.digit,
-                              'digit_pred': digit, 'image': mix.cifar,
-                              'image_pred': image})
+  mix, estimate_1, estimate_2 = _separate_pairs_jitted(
+      state, eval_set.first[indices], eval_set.second[indices], eval_set.pair)
+  return distributed.to_host({'mixture': mix.mixture, 'digit': mix.first,
+                              'digit_pred': estimate_1, 'image': mix.second,
+                              'image_pred': estimate_2})
+
+
+_separate_pairs_jitted = jax.jit(separate_pairs, static_argnames='pair')
 
 
 def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
@@ -135,7 +171,10 @@ def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
   from mixae_jax import plots  # pylint: disable=g-import-not-at-top
 
   out = epath.Path(workdir) / 'eval'
-  grid = plots.sample_grid(predict_samples(state, eval_set, np.arange(num_samples)))
+  columns = (plots.SAMPLE_COLUMNS if eval_set.pair == sources.DEFAULT
+             else plots.sample_columns(*eval_set.pair.labels))
+  grid = plots.sample_grid(
+      predict_samples(state, eval_set, np.arange(num_samples)), columns=columns)
   worst = breakdown.worst_pairs(per_image, num_worst)
   worst_samples = predict_samples(state, eval_set, worst)
   if not distributed.is_primary():
@@ -146,19 +185,22 @@ def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
   per_class = breakdown.per_class(per_image, eval_set)
   writers.write_json(out / 'per_class.json', per_class)
   plots.per_class_chart(per_class, out / 'per_class.png')
-  titles = [f'pair {i}: digit {per_image["mnist"]["psnr"][i]:.1f} dB '
-            f'(SSIM {per_image["mnist"]["ssim"][i]:.2f}), image '
-            f'{per_image["cifar10"]["psnr"][i]:.1f} dB '
-            f'(SSIM {per_image["cifar10"]["ssim"][i]:.2f})' for i in worst]
+  label_1, label_2 = eval_set.pair.labels
+  names = (('digit', 'image') if eval_set.pair == sources.DEFAULT
+           else eval_set.pair.labels)
+  titles = [f'pair {i}: {names[0]} {per_image[label_1]["psnr"][i]:.1f} dB '
+            f'(SSIM {per_image[label_1]["ssim"][i]:.2f}), {names[1]} '
+            f'{per_image[label_2]["psnr"][i]:.1f} dB '
+            f'(SSIM {per_image[label_2]["ssim"][i]:.2f})' for i in worst]
   plots.save_png(out / 'worst.png', plots.sample_grid(
-      worst_samples, row_titles=titles))
+      worst_samples, columns=columns, row_titles=titles))
   return out, grid
 
 
 def format_summary(record: Mapping[str, Any]) -> str:
   """One human-readable line per source, model against baseline."""
   lines = []
-  for source in metrics.SOURCES:
+  for source in source_labels(record):
     m, b = record[source], record['baseline'][source]
     lines.append(f'{source:8s} PSNR {m["psnr"]:6.2f} dB  SSIM {m["ssim"]:.4f}  '
                  f'MSE {m["mse"]:.5f}   (mixture baseline: {b["psnr"]:.2f} dB, '

@@ -25,6 +25,7 @@ from mixae_jax import metrics
 from mixae_jax import model_files
 from mixae_jax import models
 from mixae_jax.data import preprocessing
+from mixae_jax.data import sources
 from mixae_jax.errors import InputError
 
 
@@ -54,11 +55,17 @@ def separate(state: Any, mixture: jax.Array) -> tuple[jax.Array, jax.Array]:
 separate_jitted = jax.jit(separate)
 
 
-def abstract_variables(model: flax.linen.Module) -> dict[str, Any]:
-  """The model's ``{'params', 'batch_stats'}`` as shapes, computing nothing."""
-  size = preprocessing.IMAGE_SIZE
+def abstract_variables(model: flax.linen.Module,
+                       layout: sources.Layout = sources.DEFAULT.layout
+                       ) -> dict[str, Any]:
+  """The model's ``{'params', 'batch_stats'}`` as shapes, computing nothing.
+
+  Args:
+    model: the network.
+    layout: the mixtures it takes (`sources.Pair.layout`).
+  """
   shapes = jax.eval_shape(
-      lambda: model.init(jax.random.key(0), jnp.zeros((1, size, size, 3))))
+      lambda: model.init(jax.random.key(0), jnp.zeros((1, *layout.shape))))
   return {'params': shapes['params'],
           'batch_stats': shapes.get('batch_stats', {})}
 
@@ -84,8 +91,9 @@ def restore_state(config: ml_collections.ConfigDict,
   """
   if model is None:
     model = models.create_model(config.model, 'float32')
-  restored = model_files.read_variables(workdir, abstract_variables(model),
-                                        step)
+  layout = sources.Pair.from_names(config.data.sources).layout
+  restored = model_files.read_variables(
+      workdir, abstract_variables(model, layout), step)
   state = InferenceState(apply_fn=model.apply, params=restored['params'],
                          batch_stats=restored['batch_stats'])
   return state, restored['step']
@@ -128,6 +136,8 @@ class Separator:
     self.config = config
     self.step = step
     self.batch_size = batch_size
+    # The sources the model separates, and the mixtures' layout.
+    self.pair = sources.Pair.from_names(config.data.sources)
 
   @classmethod
   def restore(cls, workdir: str | os.PathLike[str], step: int | None = None,
@@ -151,15 +161,18 @@ class Separator:
     """Separates a batch of mixtures.
 
     Args:
-      mixtures: float32 [N, 32, 32, 3] (or one [32, 32, 3] image) in [0, 1].
+      mixtures: float32 [N, 32, 32, 3] (or one [32, 32, 3] image) in [0, 1];
+        for a model of other sources, their layout (``self.pair.layout``,
+        e.g. [N, 28, 28, 1] for MNIST twice).
 
     Returns:
-      (digits, images): two float32 arrays of the input's shape, in [0, 1].
+      The first and second sources' estimates (digits and images for the
+      default pair): two float32 arrays of the input's shape, in [0, 1].
 
     Raises:
       InputError: wrong type, dtype, shape, or values outside [0, 1] or NaN.
     """
-    x = check_mixtures(mixtures)
+    x = check_mixtures(mixtures, self.pair.layout)
     single = x.ndim == 3
     if single:
       x = x[None]
@@ -205,25 +218,36 @@ class Separator:
     that assumption.
 
     Args:
-      digits: uint8 [N, 28, 28] (or [N, 32, 32]) grey digits.
-      images: uint8 [N, 32, 32, 3] images.
+      digits: uint8 [N, 28, 28] (or [N, 32, 32]) grey digits; for a model
+        of other sources, the first source's images.
+      images: uint8 [N, 32, 32, 3] images; or the second source's.
+
+    For two sources of one dataset the estimates come back in the order
+    that matches the given sources best (as they are scored).
     """
-    mix = preprocessing.make_mixtures(digits, images)
+    mix = preprocessing.make_mixtures(digits, images, self.pair)
     mixture = np.asarray(mix.mixture)
     digit, image = self.for_digit_size(np.shape(digits)[1])(mixture)
-    scores = jax.device_get(_score(digit, image, mix.digit, mix.cifar))
+    if self.pair.permutation_invariant:
+      digit, image = (np.asarray(x) for x in metrics.align(
+          (digit, image), (mix.first, mix.second)))
+    scores = jax.device_get(_score(digit, image, mix.first, mix.second))
     return Separation(mixture=mixture, digit=digit, image=image,
-                      true_digit=np.asarray(mix.digit),
-                      true_image=np.asarray(mix.cifar), scores=scores)
+                      true_digit=np.asarray(mix.first),
+                      true_image=np.asarray(mix.second), scores=scores)
 
 
-def check_mixtures(mixtures: np.ndarray) -> np.ndarray:
+def check_mixtures(mixtures: np.ndarray,
+                   layout: sources.Layout = sources.DEFAULT.layout
+                   ) -> np.ndarray:
   """Validates the separator's input; returns it as float32 numpy.
 
   Raises:
     InputError: describing what is wrong and what is expected.
   """
-  expected = 'float32 [N, 32, 32, 3] mixtures with values in [0, 1]'
+  size, _, channels = layout.shape
+  expected = (f'float32 [N, {size}, {size}, {channels}] mixtures with values '
+              'in [0, 1]')
   if not isinstance(mixtures, (np.ndarray, jax.Array)):
     raise InputError(f'mixtures must be a numpy array, got '
                      f'{type(mixtures).__name__}; expected {expected}')
@@ -231,9 +255,10 @@ def check_mixtures(mixtures: np.ndarray) -> np.ndarray:
     raise InputError(
         f'mixtures have dtype {mixtures.dtype}; expected {expected} (divide '
         'uint8 images by 255, or use mix_and_separate for uint8 sources)')
-  if mixtures.shape[-3:] != (32, 32, 3) or mixtures.ndim not in (3, 4):
+  if mixtures.shape[-3:] != layout.shape or mixtures.ndim not in (3, 4):
+    what = 'RGB' if channels == 3 else 'grey'
     raise InputError(f'mixtures have shape {tuple(mixtures.shape)}; expected '
-                     f'{expected} (resize to 32x32 RGB first)')
+                     f'{expected} (resize to {size}x{size} {what} first)')
   x = np.asarray(mixtures, np.float32)
   if x.size == 0:
     raise InputError(f'mixtures are empty; expected {expected}')

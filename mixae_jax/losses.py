@@ -8,6 +8,7 @@ import ml_collections
 
 from mixae_jax import metrics
 from mixae_jax.data import preprocessing
+from mixae_jax.data import sources
 
 # What a network can be trained to do (`task_io`).
 TASKS = ('separate', 'reconstruct_mixture', 'reconstruct_digit')
@@ -25,19 +26,25 @@ class LossSettings:
     digit_weight: weight of the digit output's loss.
     image_weight: weight of the image output's loss.
     ssim_weight: weight of each output's (1 - SSIM) term; 0: none.
+    permutation_invariant: the two sources are one dataset: each pair's
+      outputs are matched to its sources in the better order first
+      (`align`).
   """
   task: str
   pixel: str
   digit_weight: float
   image_weight: float
   ssim_weight: float
+  permutation_invariant: bool = False
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> 'LossSettings':
     return cls(task=config.task, pixel=config.loss.pixel,
                digit_weight=float(config.loss.digit_weight),
                image_weight=float(config.loss.image_weight),
-               ssim_weight=float(config.loss.ssim_weight))
+               ssim_weight=float(config.loss.ssim_weight),
+               permutation_invariant=sources.Pair.from_names(
+                   config.data.sources).permutation_invariant)
 
 
 def task_io(task: str, batch: preprocessing.Mixtures
@@ -50,11 +57,11 @@ def task_io(task: str, batch: preprocessing.Mixtures
   'reconstruct_digit' (a plain MNIST autoencoder, reference 003).
   """
   if task == 'separate':
-    return batch.mixture, batch.digit, batch.cifar
+    return batch.mixture, batch.first, batch.second
   if task == 'reconstruct_mixture':
     return batch.mixture, batch.mixture, batch.mixture
   if task == 'reconstruct_digit':
-    return batch.digit, batch.digit, batch.digit
+    return batch.first, batch.first, batch.first
   raise ValueError(f'unknown task {task!r}; use one of {TASKS}')
 
 
@@ -76,6 +83,22 @@ def pixel_term(error: jax.Array, kind: str) -> jax.Array:
   raise ValueError(f'unknown pixel loss {kind!r}; use one of {PIXEL_LOSSES}')
 
 
+def align(first: jax.Array, second: jax.Array, first_target: jax.Array,
+          second_target: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The two outputs, swapped in each pair where the swap is nearer the
+  targets (smaller summed squared error): utterance-level permutation-
+  invariant training (Kolbaek et al. 2017) for two sources without roles.
+  The choice carries no gradient; the loss then flows through the chosen
+  assignment.
+  """
+  def sse(x, y):
+    return jnp.sum(jnp.square(x - y), axis=tuple(range(1, x.ndim)))
+  kept = sse(first, first_target) + sse(second, second_target)
+  swapped = sse(second, first_target) + sse(first, second_target)
+  swap = jax.lax.stop_gradient(swapped < kept)[:, None, None, None]
+  return (jnp.where(swap, second, first), jnp.where(swap, first, second))
+
+
 def separation_loss(digit: jax.Array, image: jax.Array,
                     digit_target: jax.Array, image_target: jax.Array,
                     settings: LossSettings
@@ -90,6 +113,8 @@ def separation_loss(digit: jax.Array, image: jax.Array,
     The loss, and scalar terms: digit_mse, image_mse and, with an
     ssim_weight > 0, digit_ssim and image_ssim.
   """
+  if settings.permutation_invariant:
+    digit, image = align(digit, image, digit_target, image_target)
   terms = {'digit_mse': jnp.mean(jnp.square(digit - digit_target)),
            'image_mse': jnp.mean(jnp.square(image - image_target))}
   digit_loss = pixel_term(digit - digit_target, settings.pixel)

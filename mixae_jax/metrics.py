@@ -91,6 +91,15 @@ def best_ordering(estimates: tuple[jax.Array, jax.Array],
   return jnp.maximum(kept, swapped), swapped > kept
 
 
+def align(estimates: tuple[jax.Array, jax.Array],
+          truths: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+  """The two estimates, swapped in each pair where `best_ordering` swaps
+  them: each then stands beside the source it matches."""
+  (a, b), (_, swapped) = estimates, best_ordering(estimates, truths)
+  swapped = swapped.reshape((-1,) + (1,) * (a.ndim - 1))
+  return jnp.where(swapped, b, a), jnp.where(swapped, a, b)
+
+
 def summarize(per_image_metrics: Mapping[str, Mapping[str, np.ndarray]]
               ) -> dict[str, dict[str, float]]:
   """Means over images: ``{source: {metric: mean}}``."""

@@ -8,9 +8,15 @@ from PIL import Image, ImageDraw
 
 from mixae_jax import atomic_files
 
-SAMPLE_COLUMNS = (('mixture', 'mixture'), ('digit', 'true digit'),
-                  ('digit_pred', 'recovered digit'), ('image', 'true CIFAR'),
-                  ('image_pred', 'recovered CIFAR'))
+def sample_columns(first: str = 'digit', second: str = 'CIFAR'
+                   ) -> tuple[tuple[str, str], ...]:
+  """The sample grid's (key, title) columns, the sources named as given."""
+  return (('mixture', 'mixture'), ('digit', f'true {first}'),
+          ('digit_pred', f'recovered {first}'), ('image', f'true {second}'),
+          ('image_pred', f'recovered {second}'))
+
+
+SAMPLE_COLUMNS = sample_columns()
 
 
 def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
@@ -51,7 +57,8 @@ def sample_grid(samples: Mapping[str, np.ndarray], scale: int = 3,
   """A labelled grid: one row per pair, one column per entry of `columns`.
 
   Args:
-    samples: float [N, 32, 32, 3] arrays in [0, 1] keyed by column key.
+    samples: float [N, H, W, C] arrays in [0, 1] keyed by column key
+      (C = 1: grey).
     scale: nearest-neighbour upscaling so 32x32 images stay legible.
     columns: (key, title) pairs in display order.
     row_titles: optional text under each row's first image.
@@ -70,6 +77,8 @@ def sample_grid(samples: Mapping[str, np.ndarray], scale: int = 3,
     x = gap + c * (cell + gap)
     draw.text((x, 2), title, fill='black')
     tiles = to_uint8(samples[key])
+    if tiles.shape[-1] == 1:
+      tiles = np.repeat(tiles, 3, axis=-1)
     for r in range(rows):
       tile = Image.fromarray(tiles[r]).resize((cell, cell), Image.NEAREST)
       y = header + r * row_h
@@ -88,16 +97,16 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   records = sorted(latest.values(), key=lambda r: r['step'])
   train = [r for r in records if r.get('kind') == 'train'
            and isinstance(r.get('loss'), (int, float))]
-  evals = [r for r in records if r.get('kind') == 'eval' and 'mnist' in r]
+  evals = [r for r in records if r.get('kind') == 'eval' and _sources(r)]
   fig, (ax_loss, ax_psnr) = subplots(1, 2, figsize=(11, 4))
   if train:
     ax_loss.plot([r['step'] for r in train], [r['loss'] for r in train])
     ax_loss.set_yscale('log')
-  ax_loss.set(title='train loss (MSE digit + MSE image)', xlabel='step')
-  for source, label in (('mnist', 'digit (MNIST)'), ('cifar10', 'image (CIFAR-10)')):
-    if evals:
-      ax_psnr.plot([r['step'] for r in evals],
-                   [r[source]['psnr'] for r in evals], 'o-', label=label)
+  ax_loss.set(title='train loss (both sources)', xlabel='step')
+  for source in (_sources(evals[-1]) if evals else ()):
+    ax_psnr.plot([r['step'] for r in evals],
+                 [r[source]['psnr'] for r in evals], 'o-',
+                 label=_SOURCE_NAMES.get(source, source))
   ax_psnr.set(title='eval PSNR (dB)', xlabel='step')
   if evals:
     ax_psnr.legend()
@@ -106,24 +115,38 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   save_figure(fig, path)
 
 
+def _sources(record: Mapping[str, Any]) -> list[str]:
+  """The source labels of an eval record (`evaluate.summary`)."""
+  return [k for k, v in record.items() if isinstance(v, Mapping)
+          and 'psnr' in v and k != 'baseline']
+
+
+# How the default pair's sources are named in figures.
+_SOURCE_NAMES = {'mnist': 'digit (MNIST)', 'cifar10': 'image (CIFAR-10)'}
+_GROUPING_TITLES = {'by_cifar_class': 'per CIFAR-10 class',
+                    'by_digit': 'per digit'}
+
+
 def per_class_chart(per_class: Mapping[str, Any],
                     path: str | os.PathLike[str]) -> None:
-  """Bar charts of PSNR and SSIM per CIFAR class and per digit, both sources."""
+  """Bar charts of PSNR and SSIM per class of each source, both sources."""
   fig, axes = subplots(2, 2, figsize=(13, 7))
-  titles = {'by_cifar_class': 'per CIFAR-10 class', 'by_digit': 'per digit'}
-  for col, grouping in enumerate(('by_cifar_class', 'by_digit')):
+  for col, grouping in enumerate(per_class):
     groups = per_class[grouping]
     names = list(groups)
+    sources = [k for k in groups[names[0]] if k != 'count'] if names else []
     x = np.arange(len(names))
     for row, metric in enumerate(('psnr', 'ssim')):
       ax = axes[row, col]
-      for k, (source, label) in enumerate((('mnist', 'digit'),
-                                           ('cifar10', 'CIFAR image'))):
+      for k, source in enumerate(sources):
         values = [groups[n][source][metric] for n in names]
-        ax.bar(x + (k - 0.5) * 0.4, values, width=0.4, label=label)
-      ax.set_xticks(x, names, rotation=30 if col == 0 else 0, fontsize=8)
-      ax.set_title(f'{metric.upper()} {titles[grouping]}')
-      values = [groups[n][s][metric] for n in names for s in ('mnist', 'cifar10')]
+        ax.bar(x + (k - 0.5) * 0.4, values, width=0.4,
+               label=_SOURCE_NAMES.get(source, source))
+      ax.set_xticks(x, names, rotation=30 if len(names[0]) > 2 else 0,
+                    fontsize=8)
+      title = _GROUPING_TITLES.get(grouping, grouping.replace('_', ' '))
+      ax.set_title(f'{metric.upper()} {title}')
+      values = [groups[n][s][metric] for n in names for s in sources] or [0]
       low, high = min(values), max(values)
       pad = 0.15 * (high - low) + 1e-3
       ax.set_ylim(low - pad, high + pad)  # Differences, not totals, matter.

@@ -16,7 +16,7 @@ from mixae_jax import models
 from mixae_jax import optimizer
 from mixae_jax import paths
 from mixae_jax import tuning
-from mixae_jax.data import preprocessing
+from mixae_jax.data import sources
 from mixae_jax.errors import CheckpointError
 
 
@@ -26,16 +26,15 @@ class TrainState(train_state.TrainState):
   rng: jax.Array  # Raw uint32 key data, so checkpoints hold plain arrays.
 
 
-@functools.partial(jax.jit, static_argnums=0)
-@functools.partial(jax.jit, static_argnums=0)
-def _init_variables(model: nn.Module, key: jax.Array) -> Any:
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init_variables(model: nn.Module, key: jax.Array,
+                    layout: sources.Layout) -> Any:
   """The model's initial variables; one compile per (equal) model.
 
   Jitted, so that a persistent compilation cache serves a restarted process
   too (op by op, a U-Net's init takes seconds); the values are the same.
   """
-  size = preprocessing.IMAGE_SIZE
-  return model.init({'params': key}, jnp.zeros((1, size, size, 3)),
+  return model.init({'params': key}, jnp.zeros((1, *layout.shape)),
                     train=False)
 
 
@@ -52,7 +51,8 @@ def create_train_state(config: ml_collections.ConfigDict,
     model = models.create_model(config.model, config.dtype,
                                 **tuning.layer_forms())
   init_key, run_key = jax.random.split(jax.random.key(config.seed))
-  variables = _init_variables(model, init_key)
+  variables = _init_variables(
+      model, init_key, sources.Pair.from_names(config.data.sources).layout)
   return TrainState.create(
       apply_fn=model.apply, params=variables['params'],
       tx=optimizer.make_optimizer(config),

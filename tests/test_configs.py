@@ -16,7 +16,8 @@ CONFIGS = sorted(p.stem for p in (REPO / 'configs').glob('*.py')
 
 def test_only_the_live_configs():
   assert set(CONFIGS) == {'dual', 'quick', 'tiny', 'release', 'seed004',
-                          'mixture_ae', 'digit_ae', 'single_pair'}
+                          'mixture_ae', 'digit_ae', 'single_pair',
+                          'mnist_mnist', 'cifar_cifar'}
 
 
 @pytest.mark.parametrize('name', CONFIGS)

@@ -13,17 +13,18 @@ from mixae_jax.errors import ConfigError, DataError
 
 
 def _data_config(**kw) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({'source': 'auto', 'dir': '', 'tfds_dir': '',
+  return ml_collections.ConfigDict({'sources': ('mnist', 'cifar10'),
+                                   'source': 'auto', 'dir': '', 'tfds_dir': '',
                                    **kw})
 
 
 def test_reads_a_complete_folder(data_dir):
   ds = pipeline.load_datasets(_data_config(dir=str(data_dir)))
-  assert ds.mnist_train.images.shape == (200, 28, 28)
-  assert ds.mnist_test.images.shape == (100, 28, 28)
-  assert ds.cifar_train.images.shape == (200, 32, 32, 3)
-  assert ds.cifar_test.images.shape == (100, 32, 32, 3)
-  for split in ds:
+  assert ds.first_train.images.shape == (200, 28, 28)
+  assert ds.first_test.images.shape == (100, 28, 28)
+  assert ds.second_train.images.shape == (200, 32, 32, 3)
+  assert ds.second_test.images.shape == (100, 32, 32, 3)
+  for split in ds[:4]:
     assert split.images.dtype == np.uint8
     assert len(split.labels) == len(split.images)
     assert split.labels.min() >= 0 and split.labels.max() <= 9
@@ -147,10 +148,10 @@ def test_tfds_source_reads_mock_data():
   tfds = pytest.importorskip('tensorflow_datasets')
   with tfds.testing.mock_data(num_examples=12):
     ds = pipeline.load_datasets(_data_config(source='tfds'))
-  assert ds.mnist_train.images.shape == (12, 28, 28)
-  assert ds.cifar_test.images.shape == (12, 32, 32, 3)
-  assert ds.mnist_test.images.dtype == np.uint8
-  assert ds.cifar_train.labels.dtype == np.int32
+  assert ds.first_train.images.shape == (12, 28, 28)
+  assert ds.second_test.images.shape == (12, 32, 32, 3)
+  assert ds.first_test.images.dtype == np.uint8
+  assert ds.second_train.labels.dtype == np.int32
 
 
 def test_eval_pairing_is_fixed_by_seed_and_documented():
@@ -176,4 +177,4 @@ def test_sample_batch_draws_fresh_pairs_from_the_pool(data_dir):
   b = pipeline.sample_batch(pool, jax.random.key(1), 16)
   assert a.mixture.shape == (16, 32, 32, 3)
   assert not np.allclose(a.mixture, b.mixture)
-  np.testing.assert_allclose(a.mixture, (a.digit + a.cifar) / 2, atol=1e-7)
+  np.testing.assert_allclose(a.mixture, (a.first + a.second) / 2, atol=1e-7)

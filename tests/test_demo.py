@@ -93,7 +93,7 @@ def test_a_chosen_pair_scores_as_the_separator_api_does(demo_model,
   np.testing.assert_allclose(result.mixture, mixture[0])
   np.testing.assert_allclose(result.digit, pred_digit[0], atol=1e-6)
   truth = preprocessing.make_mixtures(digits.images[7:8], images.images[3:4])
-  want = metrics.per_image(pred_digit, truth.digit)
+  want = metrics.per_image(pred_digit, truth.first)
   np.testing.assert_allclose(result.scores['digit']['psnr'],
                              float(want['psnr'][0]), rtol=1e-5)
   assert result.seconds > 0
@@ -191,8 +191,8 @@ def test_the_page_in_a_real_browser(trained_run, tmp_path):
       digits.images[7:8], images.images[3:4])
   pred_digit, pred_image = separated.digit, separated.image
   truth = preprocessing.make_mixtures(digits.images[7:8], images.images[3:4])
-  want = {'digit': metrics.per_image(pred_digit, truth.digit),
-          'image': metrics.per_image(pred_image, truth.cifar)}
+  want = {'digit': metrics.per_image(pred_digit, truth.first),
+          'image': metrics.per_image(pred_image, truth.second)}
   junk = tmp_path / 'junk.png'
   junk.write_text('not a picture')
 

@@ -294,7 +294,7 @@ def _noisy_digit_estimates(seed: int = 1, n: int = 32, noise: float = 0.1):
   images = rng.integers(0, 256, (n, 32, 32, 3), np.uint8)
   images[rng.uniform(size=images.shape) < 0.2] = 255  # Saturated channels.
   mix = preprocessing.make_mixtures(digits, images)
-  truth = np.asarray(mix.digit[..., :1])
+  truth = np.asarray(mix.first[..., :1])
   estimate = truth + rng.normal(0, noise, truth.shape).astype(np.float32)
   return mix.mixture, truth, estimate
 

@@ -41,12 +41,12 @@ def test_mixture_is_the_mean_of_the_scaled_sources():
   mix = make_mixtures(digits, images)
   for a in mix:
     assert a.shape == (2, 32, 32, 3) and a.dtype == np.float32
-  np.testing.assert_allclose(mix.digit[0], 0.0)
-  np.testing.assert_allclose(mix.digit[1], 1.0)  # Constant images stay constant.
-  np.testing.assert_allclose(mix.cifar[0], 0.2, atol=1e-7)
+  np.testing.assert_allclose(mix.first[0], 0.0)
+  np.testing.assert_allclose(mix.first[1], 1.0)  # Constant images stay constant.
+  np.testing.assert_allclose(mix.second[0], 0.2, atol=1e-7)
   np.testing.assert_allclose(mix.mixture[0], 0.1, atol=1e-7)
   np.testing.assert_allclose(mix.mixture[1, 0, 0], [1.0, 0.5, 0.7], atol=1e-7)
-  np.testing.assert_allclose(mix.mixture, (mix.digit + mix.cifar) / 2)
+  np.testing.assert_allclose(mix.mixture, (mix.first + mix.second) / 2)
 
 
 def test_digit_channels_are_equal_and_values_in_unit_range():

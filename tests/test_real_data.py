@@ -35,15 +35,15 @@ def real_data_dir() -> pathlib.Path:
 def test_real_datasets_have_the_official_sizes_and_labels(real_data_dir):
   config = tiny_config(real_data_dir)
   ds = pipeline.load_datasets(config.data)
-  assert ds.mnist_train.images.shape == (60_000, 28, 28)
-  assert ds.mnist_test.images.shape == (10_000, 28, 28)
-  assert ds.cifar_train.images.shape == (50_000, 32, 32, 3)
-  assert ds.cifar_test.images.shape == (10_000, 32, 32, 3)
-  np.testing.assert_array_equal(np.bincount(ds.cifar_test.labels), [1000] * 10)
-  np.testing.assert_array_equal(np.bincount(ds.cifar_train.labels), [5000] * 10)
-  assert np.bincount(ds.mnist_test.labels).tolist()[:3] == [980, 1135, 1032]
+  assert ds.first_train.images.shape == (60_000, 28, 28)
+  assert ds.first_test.images.shape == (10_000, 28, 28)
+  assert ds.second_train.images.shape == (50_000, 32, 32, 3)
+  assert ds.second_test.images.shape == (10_000, 32, 32, 3)
+  np.testing.assert_array_equal(np.bincount(ds.second_test.labels), [1000] * 10)
+  np.testing.assert_array_equal(np.bincount(ds.second_train.labels), [5000] * 10)
+  assert np.bincount(ds.first_test.labels).tolist()[:3] == [980, 1135, 1032]
   # MNIST digits are white on black: mostly zero pixels.
-  assert 0.75 < float(np.mean(ds.mnist_test.images == 0)) < 0.85
+  assert 0.75 < float(np.mean(ds.first_test.images == 0)) < 0.85
 
 
 def test_short_training_on_real_data(real_data_dir, tmp_path):

@@ -5,6 +5,7 @@ import pathlib
 import re
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -208,12 +209,14 @@ def _flat(tree: dict, prefix: str = '') -> dict:
 
 
 def test_the_release_recipe_is_the_config_pretrained_dual_was_trained_with():
-  # configs/release.py's second stage is what pretrained/dual saved (its
-  # config.json was upgraded once through config_io's table): every field
-  # but the folders of the machine that trained it.
+  # configs/release.py's second stage is what pretrained/dual saved, read
+  # as every saved config is read (the fields added since, data.sources,
+  # through config_io's table): every field but the folders of the machine
+  # that trained it.
   from configs import release as recipe  # pylint: disable=g-import-not-at-top
   repo = pathlib.Path(__file__).resolve().parents[1]
-  saved = json.loads((repo / 'pretrained/dual/config.json').read_text())
+  saved = config_io.upgrade(ml_collections.ConfigDict(json.loads(
+      (repo / 'pretrained/dual/config.json').read_text())), 'saved').to_dict()
   finetune = recipe.get_config('finetune').to_dict()
   saved, finetune = _flat(saved), _flat(finetune)
   assert saved.pop('init_from') == saved.pop('data.dir') == ''

@@ -19,14 +19,14 @@ def files(trained_run, tmp_path_factory):
   config = trained_run[0]
   folder = tmp_path_factory.mktemp('images')
   ds = pipeline.load_datasets(config.data, with_train=False)
-  Image.fromarray(ds.mnist_test.images[0]).save(folder / 'digit.png')
-  Image.fromarray(ds.cifar_test.images[0]).save(folder / 'cat.png')
-  mix = np.asarray(make_mixtures(ds.mnist_test.images[:2],
-                                 ds.cifar_test.images[:2]).mixture)
+  Image.fromarray(ds.first_test.images[0]).save(folder / 'digit.png')
+  Image.fromarray(ds.second_test.images[0]).save(folder / 'cat.png')
+  mix = np.asarray(make_mixtures(ds.first_test.images[:2],
+                                 ds.second_test.images[:2]).mixture)
   for i in range(2):
     Image.fromarray(np.round(mix[i] * 255).astype(np.uint8)).save(folder / f'mix{i}.png')
-  Image.fromarray(ds.cifar_test.images[1]).resize((64, 64)).save(folder / 'big.png')
-  Image.fromarray(ds.mnist_test.images[1]).save(folder / 'grey.png')
+  Image.fromarray(ds.second_test.images[1]).resize((64, 64)).save(folder / 'big.png')
+  Image.fromarray(ds.first_test.images[1]).save(folder / 'grey.png')
   rgba = np.zeros((32, 32, 4), np.uint8)
   rgba[..., 3] = 128
   Image.fromarray(rgba).save(folder / 'transparent.png')

@@ -16,7 +16,7 @@ def separator(trained_run):
 def _eval_mixtures(config, n):
   ds = pipeline.load_datasets(config.data, with_train=False)
   eval_set = pipeline.make_eval_set(ds, n, config.eval.pairing_seed)
-  return eval_set, np.asarray(make_mixtures(eval_set.digits, eval_set.images).mixture)
+  return eval_set, np.asarray(make_mixtures(eval_set.first, eval_set.second).mixture)
 
 
 def test_separates_and_batches_internally(separator, trained_run):
@@ -37,7 +37,7 @@ def test_separates_and_batches_internally(separator, trained_run):
 
 def test_mix_and_separate_uses_the_shared_preprocessing(separator, trained_run):
   eval_set, mixtures = _eval_mixtures(trained_run[0], 4)
-  result = separator.mix_and_separate(eval_set.digits, eval_set.images)
+  result = separator.mix_and_separate(eval_set.first, eval_set.second)
   np.testing.assert_array_equal(result.mixture, mixtures)
   np.testing.assert_allclose(result.digit, separator(mixtures)[0], atol=1e-6)
   # Scored as the eval scores: the same per-image figures.

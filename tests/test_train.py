@@ -394,7 +394,7 @@ def test_fixed_training_pairs_repeat_the_same_mixtures(data_dir):
   three = pipeline.make_train_pool(ds, num_pairs=3, pairing_seed=5)
   batch = pipeline.sample_batch(three, jax.random.key(2), 64)
   pairs = {(np.asarray(d).tobytes(), np.asarray(c).tobytes())
-           for d, c in zip(batch.digit, batch.cifar)}
+           for d, c in zip(batch.first, batch.second)}
   assert len(pairs) == 3
   with pytest.raises(ConfigError, match='data.train_pairs=500 must be in 1..200'):
     pipeline.make_train_pool(ds, num_pairs=500)
@@ -415,7 +415,7 @@ def test_reference_tasks_learn_their_own_targets(data_dir, task, name):
   if task == 'reconstruct_mixture':
     assert inputs is batch.mixture and digit_target is batch.mixture
   else:
-    assert inputs is batch.digit and image_target is batch.digit
+    assert inputs is batch.first and image_target is batch.first
   state = create_train_state(config)
   step = _step(LossSettings.from_config(config))
   history = []

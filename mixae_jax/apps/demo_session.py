@@ -23,6 +23,7 @@ from mixae_jax.apps import drawn_digits
 from mixae_jax.apps import image_io
 from mixae_jax.data import pipeline
 from mixae_jax.data import preprocessing
+from mixae_jax.data import sources
 from mixae_jax.errors import DataError, InputError
 from mixae_jax.inference import Separator
 
@@ -72,6 +73,12 @@ class DemoModel:
       CheckpointError: `workdir` holds no usable model.
     """
     separator = Separator.restore(workdir, batch_size=1)
+    if separator.pair != sources.DEFAULT:
+      # The page draws digits and picks CIFAR-10 classes: the default pair's.
+      raise InputError(
+          f'{workdir} separates {"+".join(separator.pair.names)}; the demo '
+          'page serves mnist+cifar10 models only: use --mode=separate (or '
+          'Separator in Python) for this one')
     config = config_io.load(workdir)
     try:
       test_sets, problem = pipeline.load_datasets(config.data,
@@ -97,8 +104,8 @@ class DemoModel:
       raise InputError(f'no test data, so no test {what} to choose: '
                        f'{self.data_problem}. Restart the demo with the data '
                        'in place; drawing and uploading work without it')
-    return (self.test_sets.mnist_test if what == 'digit'
-            else self.test_sets.cifar_test)
+    return (self.test_sets.first_test if what == 'digit'
+            else self.test_sets.second_test)
 
   def _pick(self, what: str, how: str, index, label: str | None,
             names: tuple[str, ...]) -> tuple[np.ndarray, str]:

@@ -27,6 +27,7 @@ from mixae_jax import models
 from mixae_jax import paths
 from mixae_jax import writers
 from mixae_jax.apps import model_card
+from mixae_jax.data import sources
 from mixae_jax.errors import CheckpointError, ConfigError
 
 
@@ -60,7 +61,8 @@ def export(workdir: str | os.PathLike[str],
   config = config_io.load(workdir)
   model = models.create_model(config.model, 'float32')
   variables = model_files.read_variables(
-      workdir, inference.abstract_variables(model), step)
+      workdir, inference.abstract_variables(
+          model, sources.Pair.from_names(config.data.sources).layout), step)
   step = variables.pop('step')
   writers.check_writable(output_dir, flag='--output_dir')
   # Folders of the machine that trained mean nothing elsewhere: the data

@@ -15,9 +15,11 @@ from PIL import Image, UnidentifiedImageError
 
 from mixae_jax import atomic_files
 from mixae_jax import plots
+from mixae_jax.data import sources
 from mixae_jax.errors import InputError
 
-# What each kind of input must be: accepted sizes, and whether it is grey.
+# What each kind of input must be for the default pair (MNIST, CIFAR-10):
+# accepted sizes, and whether it is grey (`expectations` for any pair).
 KINDS = {
     'mixture': ((32,), False),
     'image': ((32,), False),
@@ -26,8 +28,21 @@ KINDS = {
 _A = {'mixture': 'a mixture', 'image': 'an image', 'digit': 'a digit'}
 
 
+def expectations(pair: sources.Pair) -> dict[str, tuple[tuple[int, ...], bool]]:
+  """`KINDS` for the sources of `pair`: a mixture takes the pair's layout;
+  'digit' and 'image' stand for its first and second source, at their own
+  size or the layout's."""
+  layout = pair.layout
+  def own(dataset):
+    return (tuple(dict.fromkeys((dataset.size, layout.size))),
+            dataset.channels == 1)
+  return {'mixture': ((layout.size,), layout.channels == 1),
+          'digit': own(pair.first), 'image': own(pair.second)}
+
+
 def read_image(path: str | pathlib.Path, kind: str,
-               resize: bool = False) -> np.ndarray:
+               resize: bool = False,
+               pair: sources.Pair = sources.DEFAULT) -> np.ndarray:
   """Reads one image file as uint8 for the separator.
 
   Args:
@@ -35,10 +50,12 @@ def read_image(path: str | pathlib.Path, kind: str,
     kind: 'mixture' or 'image' (32x32 RGB) or 'digit' (28x28 / 32x32, grey
       or RGB, returned grey).
     resize: resize an image of another size instead of refusing it.
+    pair: the model's sources; for another pair than the default, 'digit'
+      and 'image' are its first and second source (`expectations`).
 
   Returns:
-    uint8 [32, 32, 3] for 'mixture'/'image'; uint8 [H, H] grey for 'digit'
-    (H = 28 or 32).
+    For the default pair uint8 [32, 32, 3] for 'mixture'/'image' and uint8
+    [H, H] grey for 'digit' (H = 28 or 32); a grey kind is [H, H].
 
   Raises:
     InputError: missing file, not an image, wrong channel count, or wrong
@@ -61,12 +78,15 @@ def read_image(path: str | pathlib.Path, kind: str,
   except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
     raise InputError(f'{path} is not an image file Pillow can read ({e}); '
                      f'expected a PNG or JPEG of {_A[kind]}') from None
-  return image_to_array(img, str(path), kind, resize)
+  return image_to_array(img, str(path), kind, resize,
+                        kinds=expectations(pair))
 
 
 def image_to_array(img: Image.Image, name: str, kind: str,
                    resize: bool = False,
-                   resize_hint: str = 'or pass --resize') -> np.ndarray:
+                   resize_hint: str = 'or pass --resize',
+                   kinds: dict[str, tuple[tuple[int, ...], bool]] | None = None
+                   ) -> np.ndarray:
   """`read_image` for an image already opened (an upload, say).
 
   Args:
@@ -75,11 +95,12 @@ def image_to_array(img: Image.Image, name: str, kind: str,
     kind: 'mixture', 'image' or 'digit', as for `read_image`.
     resize: resize an image of another size instead of refusing it.
     resize_hint: how the user asks for resizing, for the message.
+    kinds: what each kind must be; `KINDS` (the default pair's) when None.
 
   Raises:
     InputError: wrong channel count, or wrong size without `resize`.
   """
-  sizes, grey = KINDS[kind]
+  sizes, grey = (kinds or KINDS)[kind]
   img = _to_rgb_or_grey(img, name, kind, grey)
   want = (sizes[0], sizes[0])
   if img.size[0] not in sizes or img.size[0] != img.size[1]:
@@ -125,6 +146,10 @@ def _to_rgb_or_grey(img: Image.Image, path: str, kind: str,
 
 
 def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
-  """Writes a float [H, W, 3] image in [0, 1] as an 8-bit PNG, atomically."""
+  """Writes a float [H, W, 3] (or grey [H, W, 1]) image in [0, 1] as an
+  8-bit PNG, atomically."""
+  pixels = plots.to_uint8(image)
+  if pixels.shape[-1] == 1:
+    pixels = pixels[..., 0]
   with atomic_files.atomic_path(path) as tmp:
-    Image.fromarray(plots.to_uint8(image)).save(tmp)
+    Image.fromarray(pixels).save(tmp)

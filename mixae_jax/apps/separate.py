@@ -14,10 +14,12 @@ from typing import Sequence
 from etils import epath
 import numpy as np
 
+from mixae_jax import config_io
 from mixae_jax import paths
 from mixae_jax import plots
 from mixae_jax import writers
 from mixae_jax.apps import image_io
+from mixae_jax.data import sources
 from mixae_jax.errors import InputError
 from mixae_jax.inference import Separation, Separator
 
@@ -49,23 +51,27 @@ def separate_files(workdir: str | os.PathLike[str],
                      '(32x32 RGB mixtures) or --digit=d.png --image=c.png')
   if inputs and digit:
     raise InputError('give either --input or --digit/--image, not both')
-  # Read (and so validate) every file before loading the model.
-  mixtures = [(pathlib.Path(path).stem,
-               image_io.read_image(path, 'mixture', resize).astype(np.float32)
-               / 255) for path in inputs]
-  if digit:
-    sources = (image_io.read_image(digit, 'digit', resize),
-               image_io.read_image(image, 'image', resize))
-  names = [name for name, _ in mixtures]
+  names = [pathlib.Path(path).stem for path in inputs]
   if len(set(names)) != len(names):
     raise InputError(f'two inputs share a file name ({names}); their outputs '
                      'would overwrite each other')
+  # The model's sources say what its files must be; then every file is read
+  # (and so validated) before the weights are.
+  pair = sources.Pair.from_names(config_io.load(workdir).data.sources)
+  layout = pair.layout
+  mixtures = [(name, image_io.read_image(path, 'mixture', resize, pair)
+               .reshape(layout.shape).astype(np.float32) / 255)
+              for name, path in zip(names, inputs)]
+  if digit:
+    pictures = (image_io.read_image(digit, 'digit', resize, pair),
+                image_io.read_image(image, 'image', resize, pair))
 
   separator = Separator.restore(workdir)
   writers.check_writable(output_dir, flag='--output_dir')
   if digit:
     results = [(f'{pathlib.Path(digit).stem}_{pathlib.Path(image).stem}',
-                separator.mix_and_separate(sources[0][None], sources[1][None]))]
+                separator.mix_and_separate(pictures[0][None],
+                                           pictures[1][None]))]
   else:
     digits, images = separator(np.stack([x for _, x in mixtures]))
     results = [(name, Separation(x[None], digits[i:i + 1], images[i:i + 1]))
@@ -96,7 +102,10 @@ def _figure(path: epath.Path, name: str, result: Separation) -> None:
                ('true image', result.true_image[0])]
   fig, axes = plots.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.7))
   for ax, (title, picture) in zip(axes, panels):
-    ax.imshow(np.clip(picture, 0, 1), interpolation='nearest')
+    picture = np.clip(picture, 0, 1)
+    if picture.shape[-1] == 1:  # Grey sources.
+      picture = np.repeat(picture, 3, axis=-1)
+    ax.imshow(picture, interpolation='nearest')
     ax.set_title(title, fontsize=9)
     ax.axis('off')
   plots.save_figure(fig, path)

@@ -16,7 +16,7 @@ import gzip
 import os
 import pathlib
 import zlib
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -63,18 +63,26 @@ class Split(NamedTuple):
   labels: np.ndarray
 
 
-def expected_files(data_dir: str | pathlib.Path) -> list[pathlib.Path]:
-  """All the files a complete local data folder holds."""
+def expected_files(data_dir: str | pathlib.Path,
+                   datasets: Sequence[str] = ('mnist', 'cifar10')
+                   ) -> list[pathlib.Path]:
+  """The files a local data folder holds for `datasets` (by default both)."""
   root = pathlib.Path(data_dir)
-  files = [root / 'mnist' / name for pair in MNIST_FILES.values() for name in pair]
-  files += [root / CIFAR_DIR / name for names in CIFAR_FILES.values()
-            for name in names]
+  files = []
+  if 'mnist' in datasets:
+    files += [root / 'mnist' / name for pair in MNIST_FILES.values()
+              for name in pair]
+  if 'cifar10' in datasets:
+    files += [root / CIFAR_DIR / name for names in CIFAR_FILES.values()
+              for name in names]
   return files
 
 
-def missing_files(data_dir: str | pathlib.Path) -> list[pathlib.Path]:
-  """The expected files that are absent from `data_dir`."""
-  return [f for f in expected_files(data_dir) if not f.is_file()]
+def missing_files(data_dir: str | pathlib.Path,
+                  datasets: Sequence[str] = ('mnist', 'cifar10')
+                  ) -> list[pathlib.Path]:
+  """The expected files of `datasets` that are absent from `data_dir`."""
+  return [f for f in expected_files(data_dir, datasets) if not f.is_file()]
 
 
 def _read_gzip(path: pathlib.Path) -> bytes:
@@ -175,3 +183,7 @@ def read_cifar10(data_dir: str | pathlib.Path, split: str) -> Split:
   parts = [read_cifar_batch(folder / name) for name in CIFAR_FILES[split]]
   return Split(np.concatenate([p.images for p in parts]),
                np.concatenate([p.labels for p in parts]))
+
+
+# The reader of each dataset's split, by name (`sources.DATASETS`).
+READERS = {'mnist': read_mnist, 'cifar10': read_cifar10}

@@ -1,7 +1,9 @@
 """Where the data comes from, how training pairs are drawn and eval pairs fixed.
 
-Two sources give the same uint8 arrays (MNIST [N, 28, 28], CIFAR-10
-[N, 32, 32, 3], with labels) for the train and test splits:
+A run separates the two sources ``config.data.sources`` names
+(`sources.Pair`; MNIST and CIFAR-10 by default). Two places give the same
+uint8 arrays (MNIST [N, 28, 28], CIFAR-10 [N, 32, 32, 3], with labels) for
+the train and test splits:
 
   * ``local``: the standard distribution files in ``config.data.dir``
     (see `mixae_jax.local_files`), read with numpy, no TensorFlow needed;
@@ -13,7 +15,8 @@ neither available it fails at once with a message that says how to get data.
 
 Training pairs are drawn inside the jitted train step from a `TrainPool` kept
 on the device, so the host does no per-step work. Eval pairs are fixed by
-(``eval.num_pairs``, ``eval.pairing_seed``) alone, whatever the model.
+the sources, ``eval.num_pairs`` and ``eval.pairing_seed`` alone, whatever
+the model (`pairing`).
 """
 
 import functools
@@ -30,13 +33,13 @@ import numpy as np
 
 from mixae_jax.data import local_files
 from mixae_jax.data import preprocessing
+from mixae_jax.data import sources
 from mixae_jax.errors import ConfigError, DataError
 from mixae_jax.sharding import put as put_on_mesh
 from mixae_jax.data.local_files import Split
 
 SOURCES = ('auto', 'local', 'tfds')
-CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog',
-                   'frog', 'horse', 'ship', 'truck')
+CIFAR10_CLASSES = sources.DATASETS['cifar10'].classes
 _HOW_TO_GET_DATA = (
     'set --config.data.dir (or MIXAE_DATA_DIR) to a folder with the standard '
     'MNIST/CIFAR-10 files (`python ../shared/data/prepare.py DIR` writes one), '
@@ -45,34 +48,38 @@ _HOW_TO_GET_DATA = (
 
 
 class Datasets(NamedTuple):
-  """Both datasets as uint8 arrays on the host (train splits may be None)."""
-  mnist_train: Split | None
-  mnist_test: Split
-  cifar_train: Split | None
-  cifar_test: Split
+  """Both sources' splits as uint8 arrays on the host (train splits may be
+  None); with one dataset twice, its splits twice."""
+  first_train: Split | None
+  first_test: Split
+  second_train: Split | None
+  second_test: Split
+  pair: sources.Pair = sources.DEFAULT
 
 
 @struct.dataclass
 class TrainPool:
   """The uint8 training images, kept on the device for in-step sampling.
 
-  With ``paired`` set, digit k always goes with image k (a fixed set of
-  training pairs, see `make_train_pool`); otherwise any digit may meet any
-  image.
+  With ``paired`` set, first image k always goes with second image k (a
+  fixed set of training pairs, see `make_train_pool`); otherwise any first
+  image may meet any second one.
   """
-  digits: jax.Array  # uint8 [60000, 28, 28]
-  images: jax.Array  # uint8 [50000, 32, 32, 3]
+  first: jax.Array   # uint8, e.g. [60000, 28, 28] MNIST digits
+  second: jax.Array  # uint8, e.g. [50000, 32, 32, 3] CIFAR-10 images
   paired: bool = struct.field(pytree_node=False, default=False)
+  pair: sources.Pair = struct.field(pytree_node=False, default=sources.DEFAULT)
 
 
 class EvalSet(NamedTuple):
   """The fixed evaluation pairs, as uint8 arrays with labels and indices."""
-  digits: np.ndarray          # uint8 [n, 28, 28]
-  images: np.ndarray          # uint8 [n, 32, 32, 3]
-  digit_labels: np.ndarray    # int32 [n]
-  image_labels: np.ndarray    # int32 [n]
-  digit_index: np.ndarray     # position of each digit in the MNIST test split
-  image_index: np.ndarray     # position of each image in the CIFAR-10 test split
+  first: np.ndarray           # uint8, e.g. [n, 28, 28]
+  second: np.ndarray          # uint8, e.g. [n, 32, 32, 3]
+  first_labels: np.ndarray    # int32 [n]
+  second_labels: np.ndarray   # int32 [n]
+  first_index: np.ndarray     # position of each first image in its test split
+  second_index: np.ndarray    # position of each second image in its test split
+  pair: sources.Pair = sources.DEFAULT
 
 
 def resolve_source(data_config: ml_collections.ConfigDict) -> str:
@@ -83,28 +90,30 @@ def resolve_source(data_config: ml_collections.ConfigDict) -> str:
     DataError: the requested source cannot provide data.
   """
   source, data_dir = data_config.source, data_config.dir
+  names = sources.Pair.from_names(data_config.sources).names
   if source not in SOURCES:
     raise ConfigError(f'data.source={source!r} is unknown; use one of {SOURCES}')
   if source == 'local':
     if not data_dir:
       raise DataError('data.source=local needs a folder: ' + _HOW_TO_GET_DATA)
-    problem = local_problem(data_dir)
+    problem = local_problem(data_dir, names)
     if problem:
       raise DataError(f'{problem}; ' + _HOW_TO_GET_DATA)
     return 'local'
-  if source == 'auto' and data_dir and not local_problem(data_dir):
+  if source == 'auto' and data_dir and not local_problem(data_dir, names):
     return 'local'
   return 'tfds'
 
 
-def local_problem(data_dir: str) -> str | None:
-  """Why `data_dir` cannot serve as the local data folder, or None."""
+def local_problem(data_dir: str,
+                  names: tuple[str, ...] = sources.DEFAULT.names) -> str | None:
+  """Why `data_dir` cannot serve the datasets `names` from its files, or None."""
   folder = pathlib.Path(data_dir)
   if folder.is_file():
     return f'data.dir {data_dir} is a file, not a folder'
   if not folder.is_dir():
     return f'data folder {data_dir} does not exist'
-  missing = local_files.missing_files(data_dir)
+  missing = local_files.missing_files(data_dir, names)
   if missing:
     return (f'data folder {data_dir} lacks {len(missing)} file(s), e.g. '
             f'{missing[0]}')
@@ -113,7 +122,7 @@ def local_problem(data_dir: str) -> str | None:
 
 def load_datasets(data_config: ml_collections.ConfigDict,
                   with_train: bool = True) -> Datasets:
-  """Loads MNIST and CIFAR-10 from the configured source.
+  """Loads the two sources' datasets from the configured place.
 
   Args:
     data_config: ``config.data``.
@@ -123,25 +132,27 @@ def load_datasets(data_config: ml_collections.ConfigDict,
     `Datasets`; the train fields are None when `with_train` is False.
   """
   source = resolve_source(data_config)
+  pair = sources.Pair.from_names(data_config.sources)
   logging.info('Reading data from %s (%s).', source,
                data_config.dir if source == 'local' else 'tensorflow-datasets')
   splits = ('train', 'test') if with_train else ('test',)
-  if source == 'local':
-    read_mnist = functools.partial(local_files.read_mnist, data_config.dir)
-    read_cifar = functools.partial(local_files.read_cifar10, data_config.dir)
-  else:
-    tfds_dir = data_config.tfds_dir or None
-    read_mnist = functools.partial(_read_tfds, 'mnist', tfds_dir=tfds_dir)
-    read_cifar = functools.partial(_read_tfds, 'cifar10', tfds_dir=tfds_dir)
+  def reader(name):
+    if source == 'local':
+      return functools.partial(local_files.READERS[name], data_config.dir)
+    return functools.partial(_read_tfds, name,
+                             tfds_dir=data_config.tfds_dir or None)
   try:
-    mnist = {split: read_mnist(split) for split in splits}
-    cifar = {split: read_cifar(split) for split in splits}
+    read = {d.name: {split: reader(d.name)(split) for split in splits}
+            for d in pair.datasets}
   except DataError as e:
     if source == 'tfds' and data_config.dir:  # 'auto' passed the folder over.
-      raise DataError(f'{local_problem(data_config.dir)}, and {e}') from None
+      raise DataError(
+          f'{local_problem(data_config.dir, pair.names)}, and {e}') from None
     raise
-  return Datasets(mnist_train=mnist.get('train'), mnist_test=mnist['test'],
-                  cifar_train=cifar.get('train'), cifar_test=cifar['test'])
+  first, second = read[pair.first.name], read[pair.second.name]
+  return Datasets(first_train=first.get('train'), first_test=first['test'],
+                  second_train=second.get('train'),
+                  second_test=second['test'], pair=pair)
 
 
 def _read_tfds(name: str, split: str, tfds_dir: str | None) -> Split:
@@ -195,54 +206,67 @@ def make_train_pool(datasets: Datasets,
       by `pairing` on the train splits (N = 1: the single-pair experiment).
     pairing_seed: seed of that choice.
   """
-  digits, images = datasets.mnist_train.images, datasets.cifar_train.images
+  first, second = datasets.first_train.images, datasets.second_train.images
   if num_pairs:
-    digit_index, image_index = pairing(num_pairs, pairing_seed, len(digits),
-                                       len(images), what='data.train_pairs')
-    digits, images = digits[digit_index], images[image_index]
-  return TrainPool(digits=put_on_mesh(digits, sharding),
-                   images=put_on_mesh(images, sharding),
-                   paired=bool(num_pairs))
+    first_index, second_index = pairing(
+        num_pairs, pairing_seed, len(first), len(second),
+        what='data.train_pairs', one_dataset=datasets.pair.permutation_invariant)
+    first, second = first[first_index], second[second_index]
+  first = put_on_mesh(first, sharding)
+  # One dataset twice, drawn afresh: one copy on the device serves both.
+  second = (first if datasets.pair.permutation_invariant and not num_pairs
+            else put_on_mesh(second, sharding))
+  return TrainPool(first=first, second=second, paired=bool(num_pairs),
+                   pair=datasets.pair)
 
 
 def sample_batch(pool: TrainPool, rng: jax.Array,
                  batch_size: int) -> preprocessing.Mixtures:
-  """Draws `batch_size` random (digit, image) pairs; jit-friendly."""
-  digit_rng, image_rng = jax.random.split(rng)
-  i = jax.random.randint(digit_rng, (batch_size,), 0, pool.digits.shape[0])
+  """Draws `batch_size` random pairs of the two sources; jit-friendly."""
+  first_rng, second_rng = jax.random.split(rng)
+  i = jax.random.randint(first_rng, (batch_size,), 0, pool.first.shape[0])
   j = i if pool.paired else jax.random.randint(
-      image_rng, (batch_size,), 0, pool.images.shape[0])
-  return preprocessing.make_mixtures(pool.digits[i], pool.images[j])
+      second_rng, (batch_size,), 0, pool.second.shape[0])
+  return preprocessing.make_mixtures(pool.first[i], pool.second[j], pool.pair)
 
 
-def pairing(num_pairs: int, pairing_seed: int, num_digits: int,
-            num_images: int, what: str = 'eval.num_pairs'
-            ) -> tuple[np.ndarray, np.ndarray]:
-  """The documented eval pairing: two seeded permutations, truncated.
+def pairing(num_pairs: int, pairing_seed: int, num_first: int,
+            num_second: int, what: str = 'eval.num_pairs',
+            one_dataset: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """The documented eval pairing: seeded permutations, truncated.
 
-  With ``rng = np.random.default_rng(pairing_seed)``, pair k is MNIST test
-  digit ``rng.permutation(num_digits)[k]`` with CIFAR-10 test image
-  ``rng.permutation(num_images)[k]`` (the second permutation drawn after the
-  first). For ``num_pairs = 10000`` every test image of both sets is used once.
+  With ``rng = np.random.default_rng(pairing_seed)``:
+
+  * two datasets: pair k is first test image ``rng.permutation(num_first)[k]``
+    with second test image ``rng.permutation(num_second)[k]`` (the second
+    permutation drawn after the first). For ``num_pairs = 10000`` with MNIST
+    and CIFAR-10, every test image of both sets is used once;
+  * one dataset twice (`one_dataset`): pair k is test image k with test
+    image ``rng.permutation(num_first)[k]``, the published separators'
+    pairing (LASS's, with seed 100: docs/papers.md). An image may meet
+    itself.
   """
-  if not 0 < num_pairs <= min(num_digits, num_images):
+  if not 0 < num_pairs <= min(num_first, num_second):
     raise ConfigError(
-        f'{what}={num_pairs} must be in 1..{min(num_digits, num_images)}'
+        f'{what}={num_pairs} must be in 1..{min(num_first, num_second)}'
         ' (the size of the smaller split)')
   rng = np.random.default_rng(pairing_seed)
-  digit_index = rng.permutation(num_digits)[:num_pairs]
-  image_index = rng.permutation(num_images)[:num_pairs]
-  return digit_index, image_index
+  if one_dataset:
+    return np.arange(num_pairs), rng.permutation(num_first)[:num_pairs]
+  first_index = rng.permutation(num_first)[:num_pairs]
+  second_index = rng.permutation(num_second)[:num_pairs]
+  return first_index, second_index
 
 
 def make_eval_set(datasets: Datasets, num_pairs: int,
                   pairing_seed: int) -> EvalSet:
   """The fixed eval pairs from the test splits (see `pairing`)."""
-  mnist, cifar = datasets.mnist_test, datasets.cifar_test
-  digit_index, image_index = pairing(num_pairs, pairing_seed,
-                                     len(mnist.images), len(cifar.images))
+  first, second = datasets.first_test, datasets.second_test
+  first_index, second_index = pairing(
+      num_pairs, pairing_seed, len(first.images), len(second.images),
+      one_dataset=datasets.pair.permutation_invariant)
   return EvalSet(
-      digits=mnist.images[digit_index], images=cifar.images[image_index],
-      digit_labels=mnist.labels[digit_index],
-      image_labels=cifar.labels[image_index],
-      digit_index=digit_index, image_index=image_index)
+      first=first.images[first_index], second=second.images[second_index],
+      first_labels=first.labels[first_index],
+      second_labels=second.labels[second_index],
+      first_index=first_index, second_index=second_index, pair=datasets.pair)

@@ -76,11 +76,15 @@ class UNet(nn.Module):
   Built from ``config.model`` by `models.create_model`, which holds no
   defaults of its own: every field comes from the config.
 
+  Takes mixtures of any square size and 1 or 3 channels (the run's layout,
+  `sources.Layout`); a side the levels do not halve evenly (MNIST's 28 with
+  four levels) is zero-padded inside and the estimates cropped back.
+
   Attributes:
     widths: channels per resolution level (32x32, 16x16, ...); the last
       entry is the bottleneck.
-    digit_channels: 1 predicts a grey digit and repeats it to RGB; 3 predicts
-      RGB.
+    digit_channels: the channels the first decoder predicts: 1 (a grey
+      source, repeated to the mixture's channels) or the mixture's.
     head: how the decoders' outputs become the estimates (`heads.apply_head`).
     digit_resized_from: the size the true digits were upsampled from (28 for
       MNIST), known to the 'consistent' head; 0: not known.
@@ -109,8 +113,17 @@ class UNet(nn.Module):
     conv = functools.partial(self.conv, dtype=self.dtype)
     conv_transpose = functools.partial(self.conv_transpose, dtype=self.dtype)
     act = ACTIVATIONS[self.activation]
+    size, channels = x.shape[1], x.shape[-1]
+    if self.digit_channels not in (1, channels):
+      raise ValueError(f'digit_channels={self.digit_channels} does not fit '
+                       f'{channels}-channel mixtures')
+    # Each level halves the side: pad it to a multiple of 2^levels.
+    step = 2 ** (len(self.widths) - 1)
+    pad = -size % step
+    before, after = pad // 2, pad - pad // 2
     skips = []
-    h = x.astype(self.dtype)
+    h = jnp.pad(x, ((0, 0), (before, after), (before, after), (0, 0)))
+    h = h.astype(self.dtype)
     for i, features in enumerate(self.widths[:-1]):
       h = ConvBlock(features, conv, act, self.dtype,
                     name=f'ConvBlock_{i}')(h, train)
@@ -122,13 +135,16 @@ class UNet(nn.Module):
                                 conv_transpose=conv_transpose, activation=act,
                                 dtype=self.dtype)
     if self.decoders == 'shared':
-      both = decoder(self.digit_channels + 3, name='decoder')(h, skips, train)
+      both = decoder(self.digit_channels + channels, name='decoder')(
+          h, skips, train)
       digit, image = both[..., :self.digit_channels], both[..., self.digit_channels:]
     else:
       digit = decoder(self.digit_channels, name='digit_decoder')(h, skips, train)
-      image = decoder(3, name='image_decoder')(h, skips, train)
-    # A grey digit needs one channel; repeat it so every output is RGB.
-    digit = jnp.broadcast_to(digit, digit.shape[:-1] + (3,))
+      image = decoder(channels, name='image_decoder')(h, skips, train)
+    digit, image = (y[:, before:before + size, before:before + size]
+                    for y in (digit, image))
+    # A grey first source needs one channel; repeat it to the mixture's.
+    digit = jnp.broadcast_to(digit, digit.shape[:-1] + (channels,))
     return heads.apply_head(
         self.head, x, digit, image, grey_digit=self.digit_channels == 1,
         digit_resized_from=self.digit_resized_from,

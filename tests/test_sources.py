@@ -1,0 +1,186 @@
+"""Any two sources: MNIST twice at 28x28 grey, CIFAR-10 twice, the pair's
+layout, permutation-invariant loss and scores, and the one-line errors."""
+
+import json
+import re
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from PIL import Image
+
+from conftest import tiny_config
+from mixae_jax import Separator, config_io, evaluate, losses, models, plots
+from mixae_jax import train, train_state
+from mixae_jax.apps import separate
+from mixae_jax.data import pipeline, preprocessing, sources
+from mixae_jax.errors import ConfigError, InputError
+
+
+def test_the_pair_decides_layout_roles_and_labels():
+  default = sources.Pair.from_names(('mnist', 'cifar10'))
+  assert default == sources.DEFAULT
+  assert default.layout.shape == (32, 32, 3) and not default.permutation_invariant
+  assert default.labels == ('mnist', 'cifar10')
+  mnist = sources.Pair.from_names(['mnist', 'mnist'])  # As config.json has it.
+  assert mnist.layout.shape == (28, 28, 1) and mnist.permutation_invariant
+  assert mnist.labels == ('mnist_1', 'mnist_2')
+  assert mnist.datasets == (sources.DATASETS['mnist'],)
+  assert sources.Pair.from_names(('cifar10', 'cifar10')).layout.shape == (
+      32, 32, 3)
+  assert sources.Pair.from_names(('cifar10', 'mnist')).layout.shape == (
+      32, 32, 3)
+
+
+def test_mixtures_take_the_pairs_layout():
+  rng = np.random.default_rng(0)
+  a, b = (rng.integers(0, 256, (4, 28, 28), np.uint8) for _ in range(2))
+  mix = preprocessing.make_mixtures(a, b, sources.Pair.from_names(
+      ('mnist', 'mnist')))
+  assert mix.mixture.shape == (4, 28, 28, 1)
+  np.testing.assert_allclose(mix.first[..., 0], a / 255, atol=1e-7)
+  np.testing.assert_allclose(mix.mixture, (mix.first + mix.second) / 2)
+  # The first source of (cifar10, mnist) is the colour image; the digit is
+  # upsampled and repeated as in the default pair.
+  c = rng.integers(0, 256, (4, 32, 32, 3), np.uint8)
+  swapped = preprocessing.make_mixtures(c, a, sources.Pair.from_names(
+      ('cifar10', 'mnist')))
+  default = preprocessing.make_mixtures(a, c)
+  np.testing.assert_array_equal(swapped.first, default.second)
+  np.testing.assert_array_equal(swapped.second, default.first)
+  with pytest.raises(ValueError, match=r'mnist images must be \[N, 28, 28, 1\]'):
+    preprocessing.make_mixtures(c, c, sources.Pair.from_names(
+        ('mnist', 'mnist')))
+
+
+def test_one_dataset_twice_is_paired_as_the_papers_pair_it():
+  first, second = pipeline.pairing(50, 100, 50, 50, one_dataset=True)
+  np.testing.assert_array_equal(first, np.arange(50))
+  np.testing.assert_array_equal(
+      second, np.random.default_rng(100).permutation(50))
+
+
+def test_the_unet_pads_a_28_pixel_side_inside_and_crops_back():
+  config = ml_collections.ConfigDict(dict(
+      name='unet', widths=(4, 8, 8, 8), digit_channels=1, head='consistent',
+      digit_resized_from=0, activation='relu', decoders='twin'))
+  model = models.create_model(config, 'float32')
+  x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
+  first, second = model.apply(model.init(jax.random.key(1), x), x)
+  assert first.shape == second.shape == (2, 28, 28, 1)
+  # The consistent head holds for any two sources: the estimates average to
+  # the mixture (inside [0, 1], where clipping cannot bite).
+  inner = (x > 0.01) & (x < 0.99)
+  np.testing.assert_allclose(((first + second) / 2)[inner], x[inner], atol=1e-6)
+
+
+def test_permutation_invariant_loss_takes_each_pair_in_its_better_order():
+  rng = np.random.default_rng(0)
+  x, y = (jnp.asarray(rng.uniform(size=(3, 8, 8, 1)), jnp.float32)
+          for _ in range(2))
+  noise = 0.01 * jnp.asarray(rng.normal(size=(3, 8, 8, 1)), jnp.float32)
+  # Pair 1's outputs come out swapped; the others in order.
+  swap = jnp.asarray([False, True, False])[:, None, None, None]
+  a, b = jnp.where(swap, y, x) + noise, jnp.where(swap, x, y) - noise
+  aligned = losses.align(a, b, x, y)
+  np.testing.assert_allclose(aligned[0], x + jnp.where(swap, -noise, noise))
+  settings = losses.LossSettings('separate', 'mse', 1.0, 1.0, 0.0, True)
+  fixed = losses.LossSettings('separate', 'mse', 1.0, 1.0, 0.0, False)
+  invariant, _ = losses.separation_loss(a, b, x, y, settings)
+  assert float(invariant) == pytest.approx(2 * float(jnp.mean(noise ** 2)))
+  assert float(losses.separation_loss(a, b, x, y, fixed)[0]) > 100 * float(
+      invariant)
+  # Its gradient flows through the chosen order.
+  grad = jax.grad(lambda a: losses.separation_loss(a, b, x, y, settings)[0])(a)
+  np.testing.assert_allclose(grad[1], 2 * (a[1] - y[1]) / a.size, rtol=1e-5)
+
+
+def test_mnist_twice_trains_evaluates_and_separates_at_28_pixels_grey(
+    data_dir, tmp_path):
+  config = tiny_config(data_dir, **{
+      'data.sources': ('mnist', 'mnist'), 'model.digit_resized_from': 0,
+      'num_train_steps': 2, 'eval.every_steps': 0,
+      'checkpoint.every_steps': 2, 'eval.pairing_seed': 100})
+  workdir = tmp_path / 'run'
+  record = train.train_and_evaluate(config, workdir)
+  labels = ['mnist_1', 'mnist_2']
+  assert evaluate.source_labels(record) == labels
+  assert record['num_pairs'] == 40 and np.isfinite(record['mnist_1']['psnr'])
+  per_class = json.loads((workdir / 'eval' / 'per_class.json').read_text())
+  assert set(per_class) == {'by_mnist_1_class', 'by_mnist_2_class'}
+  # --mode=eval reads the sources from the run's config.json.
+  saved = config_io.load(workdir)
+  assert tuple(saved.data.sources) == ('mnist', 'mnist')
+  assert evaluate.evaluate_checkpoint(saved, workdir, tmp_path / 'again') == (
+      record)
+  # Separator and --mode=separate take the run's grey 28x28 layout, and
+  # score in the better order, as the eval does.
+  separator = Separator.restore(workdir)
+  datasets = pipeline.load_datasets(config.data, with_train=False)
+  eval_set = pipeline.make_eval_set(datasets, 4, 100)
+  result = separator.mix_and_separate(eval_set.first, eval_set.second)
+  assert result.digit.shape == result.mixture.shape == (4, 28, 28, 1)
+  per_image = evaluate.per_image_metrics(separator.state, eval_set, 4)
+  np.testing.assert_allclose(result.scores['digit']['psnr'],
+                             per_image['mnist_1']['psnr'], rtol=1e-5)
+  with pytest.raises(InputError, match=re.escape(
+      'expected float32 [N, 28, 28, 1] mixtures with values in [0, 1] '
+      '(resize to 28x28 grey first)')):
+    separator(np.zeros((2, 32, 32, 3), np.float32))
+  Image.fromarray(np.asarray(plots.to_uint8(result.mixture[0]))[..., 0]).save(
+      tmp_path / 'mix.png')
+  written = separate.separate_files(workdir, tmp_path / 'out',
+                                    inputs=[str(tmp_path / 'mix.png')])
+  with Image.open(written[0]) as first:
+    assert first.size == (28, 28) and first.mode == 'L'
+  # The demo page is the default pair's: one line says so.
+  from mixae_jax.apps import demo_session  # pylint: disable=g-import-not-at-top
+  with pytest.raises(InputError, match=r'the demo page serves mnist\+cifar10 '
+                     'models only: use --mode=separate'):
+    demo_session.DemoModel.restore(workdir)
+
+
+def test_cifar_twice_takes_colour_sources_in_either_order(data_dir):
+  config = tiny_config(data_dir, **{
+      'data.sources': ('cifar10', 'cifar10'), 'model.digit_channels': 3,
+      'model.digit_resized_from': 0})
+  config_io.validate(config)
+  state = train_state.create_train_state(config)
+  datasets = pipeline.load_datasets(config.data, with_train=False)
+  eval_set = pipeline.make_eval_set(datasets, 8, 100)
+  assert eval_set.first.shape == (8, 32, 32, 3)
+  np.testing.assert_array_equal(eval_set.second_index,
+                                np.random.default_rng(100).permutation(100)[:8])
+  scores = jax.eval_shape(evaluate.eval_step, state, eval_set.first,
+                          eval_set.second, eval_set.pair)
+  assert set(scores) == {'cifar10_1', 'cifar10_2', 'baseline_cifar10_1',
+                         'baseline_cifar10_2'}
+  assert losses.LossSettings.from_config(config).permutation_invariant
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'data.sources': ('mnist', 'svhn')}, re.escape(
+        "data.sources names 'svhn', which is unknown; use two of ('mnist', "
+        "'cifar10') (the same one twice included)")),
+    ({'data.sources': ('mnist',)}, 'must name two sources'),
+    ({'data.sources': ('mnist', 'mnist')}, 'model.digit_resized_from=28: in '
+     'mnist\\+mnist the first source is mnist, at its own 28x28, not '
+     'upsampled; use 0'),
+    ({'data.sources': ('cifar10', 'cifar10'), 'model.digit_resized_from': 0},
+     'model.digit_channels=1 predicts a grey first source, but cifar10 is in '
+     'colour; use 3'),
+    ({'data.sources': ('cifar10', 'mnist'), 'model.digit_channels': 3},
+     'model.digit_resized_from=28: in cifar10\\+mnist the first source is '
+     'cifar10, at its own 32x32, not upsampled; use 0'),
+    ({'data.sources': ('mnist', 'mnist'), 'model.digit_resized_from': 0,
+      'model.name': 'seed004', 'optimizer.name': 'adam'},
+     "model.name='seed004' separates mnist\\+cifar10 only"),
+])
+def test_a_pair_the_config_cannot_serve_is_one_clear_error(data_dir, overrides,
+                                                           message):
+  config = tiny_config(data_dir, **overrides)
+  with pytest.raises(ConfigError, match=message):
+    config_io.validate(config)
