@@ -52,6 +52,10 @@ flags.DEFINE_enum('set', 'zoo', ['zoo', 'compute', 'papers'],
                   '(--seconds); papers: two images of one kind on the '
                   'published separators\' protocols (benchmarks/papers.py).')
 flags.DEFINE_list('rows', [], 'Only these rows (default: all of the set).')
+flags.DEFINE_list('paper_models', [],
+                  '--set=papers: protocol=folder of the models to score, e.g. '
+                  'mnist+mnist=runs/mnist_mnist (default: the released ones '
+                  'in pretrained/ that exist).')
 flags.DEFINE_integer('steps', 1000, 'Training steps per row (the budget).')
 flags.DEFINE_integer('batch_size', 64, 'Mixtures per step (the budget).')
 flags.DEFINE_float('seconds', 300.0,
@@ -404,7 +408,8 @@ def main(argv: list[str]) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads.
   if FLAGS.set == 'papers':
-    papers.run()
+    models = dict(item.split('=', 1) for item in FLAGS.paper_models) or None
+    papers.run(models)
     return
   rows = SETS[FLAGS.set]
   if FLAGS.eval_pairs is None:

@@ -136,6 +136,13 @@ def test_mnist_twice_trains_evaluates_and_separates_at_28_pixels_grey(
                                     inputs=[str(tmp_path / 'mix.png')])
   with Image.open(written[0]) as first:
     assert first.size == (28, 28) and first.mode == 'L'
+  # benchmarks/papers.py's row for it: the mean over pairs of the two
+  # sources' PSNR in the better order, the eval's figures on these pairs.
+  from benchmarks import papers  # pylint: disable=g-import-not-at-top
+  row = papers.model_score(workdir, num_pairs=40)
+  assert row['psnr'] == pytest.approx(
+      (record['mnist_1']['psnr'] + record['mnist_2']['psnr']) / 2, rel=1e-5)
+  assert (row['pairs'], row['steps']) == (40, 2)
   # The demo page is the default pair's: one line says so.
   from mixae_jax.apps import demo_session  # pylint: disable=g-import-not-at-top
   with pytest.raises(InputError, match=r'the demo page serves mnist\+cifar10 '
