@@ -30,7 +30,7 @@ def get_config(length: str = 'cpu') -> ml_collections.ConfigDict:
   config.model.digit_resized_from = 0
   config.eval.pairing_seed = 100  # LASS's pairing (docs/papers.md).
   if length == 'cpu':
-    config.num_train_steps = 6000
+    config.num_train_steps = 12_000
   elif length == 'gpu':
     config.model.widths = (32, 64, 128, 256)
     config.batch_size = 128
