@@ -102,6 +102,16 @@ def align(estimates: tuple[jax.Array, jax.Array],
 
 def summarize(per_image_metrics: Mapping[str, Mapping[str, np.ndarray]]
               ) -> dict[str, dict[str, float]]:
-  """Means over images: ``{source: {metric: mean}}``."""
-  return {source: {name: float(np.mean(values)) for name, values in m.items()}
+  """Means over images: ``{source: {metric: mean}}``.
+
+  A PSNR mean leaves out infinite values: an estimate equal to its source,
+  which only the mixture-as-answer baseline gives, for an image paired with
+  itself (one dataset twice: docs/papers.md).
+  """
+  def mean(name, values):
+    values = np.asarray(values)
+    if name == 'psnr':
+      values = values[np.isfinite(values)]
+    return float(np.mean(values))
+  return {source: {name: mean(name, values) for name, values in m.items()}
           for source, m in per_image_metrics.items()}

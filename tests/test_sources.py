@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import tiny_config
 from mixae_jax import Separator, config_io, evaluate, losses, models, plots
 from mixae_jax import train, train_state
-from mixae_jax.apps import separate
+from mixae_jax.apps import export, separate
 from mixae_jax.data import pipeline, preprocessing, sources
 from mixae_jax.errors import ConfigError, InputError
 
@@ -109,6 +109,11 @@ def test_mnist_twice_trains_evaluates_and_separates_at_28_pixels_grey(
   labels = ['mnist_1', 'mnist_2']
   assert evaluate.source_labels(record) == labels
   assert record['num_pairs'] == 40 and np.isfinite(record['mnist_1']['psnr'])
+  # 40 of seed 100's pairs of 100 test digits hold digits paired with
+  # themselves: the baseline's mean PSNR leaves their infinite values out.
+  first, second = pipeline.pairing(40, 100, 100, 100, one_dataset=True)
+  assert (first == second).any()
+  assert np.isfinite(record['baseline']['mnist_1']['psnr'])
   per_class = json.loads((workdir / 'eval' / 'per_class.json').read_text())
   assert set(per_class) == {'by_mnist_1_class', 'by_mnist_2_class'}
   # --mode=eval reads the sources from the run's config.json.
@@ -143,6 +148,13 @@ def test_mnist_twice_trains_evaluates_and_separates_at_28_pixels_grey(
   assert row['psnr'] == pytest.approx(
       (record['mnist_1']['psnr'] + record['mnist_2']['psnr']) / 2, rel=1e-5)
   assert (row['pairs'], row['steps']) == (40, 2)
+  # Exported, it is a model folder of its pair: the card says so, and the
+  # folder alone restores into the same layout.
+  export.export(workdir, tmp_path / 'model')
+  card = (tmp_path / 'model' / 'README.md').read_text()
+  assert 'the pixel-wise mean of two MNIST images (28×28' in card
+  assert 'type: mnist\n' in card and 'cifar10' not in card
+  assert Separator.restore(tmp_path / 'model').pair == separator.pair
   # The demo page is the default pair's: one line says so.
   from mixae_jax.apps import demo_session  # pylint: disable=g-import-not-at-top
   with pytest.raises(InputError, match=r'the demo page serves mnist\+cifar10 '

@@ -12,23 +12,39 @@ from etils import epath
 import ml_collections
 
 from mixae_jax import atomic_files
+from mixae_jax.data import sources
 
 CARD_FILE = 'README.md'
+# The default pair's sources: (record label, role, test data).
 SOURCES = (('mnist', 'digit', 'MNIST test digits (28→32, 3 channels)'),
            ('cifar10', 'image',
             'CIFAR-10 test images (the JPEG re-encoded copy)'))
+_NAMES = {'mnist': 'MNIST', 'cifar10': 'CIFAR-10'}
+_TEST_DATA = {'mnist': 'MNIST test digits (28×28, grey)',
+              'cifar10': 'CIFAR-10 test images (the JPEG re-encoded copy)'}
 
 
-def _yaml_header(name: str, record: dict[str, Any] | None) -> list[str]:
+def _sources(pair: sources.Pair) -> tuple[tuple[str, str, str, str], ...]:
+  """(record label, role, dataset, test data) of each source of `pair`."""
+  if pair == sources.DEFAULT:
+    return tuple((label, role, label, data) for label, role, data in SOURCES)
+  return tuple((label, f'{role} {_NAMES[name]} image', name, _TEST_DATA[name])
+               for label, role, name in zip(pair.labels, ('first', 'second'),
+                                            pair.names))
+
+
+def _yaml_header(name: str, record: dict[str, Any] | None,
+                 pair: sources.Pair) -> list[str]:
   lines = ['---', 'license: apache-2.0', 'library_name: mixae_jax', 'tags:',
            '- image-source-separation', '- jax', '- flax', '- u-net',
-           'datasets:', '- mnist', '- cifar10', 'metrics:', '- psnr', '- ssim']
+           'datasets:', *[f'- {d.name}' for d in pair.datasets], 'metrics:',
+           '- psnr', '- ssim']
   if record:
     lines += ['model-index:', f'- name: {name}', '  results:']
-    for source, role, dataset in SOURCES:
+    for source, role, dataset_name, dataset in _sources(pair):
       lines += ['  - task:', '      type: image-source-separation',
                 f'      name: Image source separation ({role} of the mean)',
-                '    dataset:', f'      type: {source}',
+                '    dataset:', f'      type: {dataset_name}',
                 f'      name: {dataset}', '      split: test',
                 '    metrics:']
       for metric, what in (('psnr', 'PSNR (dB, data range 1)'),
@@ -51,11 +67,12 @@ def card(name: str, config: ml_collections.ConfigDict, step: int,
     measured_on: which weights the record was measured on, in words.
   """
   model = config.model
+  pair = sources.Pair.from_names(config.data.sources)
   if record:
     rows = '\n'.join(
         f'| {role} | {record[source]["psnr"]:.2f} dB | '
         f'{record[source]["ssim"]:.4f} | {record["baseline"][source]["psnr"]:.2f}'
-        ' dB |' for source, role, _ in SOURCES)
+        ' dB |' for source, role, *_ in _sources(pair))
     scores = (f'On {record["num_pairs"]:,} fixed test pairs (pairing seed '
               f'{record["pairing_seed"]}), {measured_on}:\n\n'
               '| source | PSNR | SSIM | mixture as the answer |\n'
@@ -63,12 +80,34 @@ def card(name: str, config: ml_collections.ConfigDict, step: int,
   else:
     scores = ('Not evaluated: `python launch.py --mode=eval '
               f'--workdir={name} --output_dir=OUT` scores it.')
+  size, _, channels = pair.layout.shape
+  if pair == sources.DEFAULT:
+    task = ('the pixel-wise mean of an MNIST digit (resized\n28→32, repeated '
+            'to 3 channels) and a CIFAR-10 image, in [0, 1], it returns\nboth')
+    scope = ('the mean of one MNIST-like digit and\n  one 32×32 natural image. '
+             'Other mixing weights, other sources or other\n  sizes')
+    outputs = 'digits, images'
+  else:
+    kind = 'grey' if channels == 1 else 'RGB'
+    first, second = (_NAMES[name] for name in pair.names)
+    images = (f'two {first} images' if pair.permutation_invariant
+              else f'a {first} and a {second} image')
+    task = (f'the pixel-wise mean of {images} ({size}×{size}\n{kind}, in '
+            '[0, 1]), it returns both'
+            + (' (in either order: a pair of one\ndataset has no first '
+               'source, and its scores take the better order)'
+               if pair.permutation_invariant else ''))
+    scope = (f'the mean of {images} at {size}×{size}.\n  Other mixing '
+             'weights, other sources or other sizes')
+    outputs = 'firsts, seconds'
+  cifar_note = ('- CIFAR-10 here is a JPEG re-encoded copy: its figures '
+                'compare with other\n  figures measured on that copy, not '
+                'with official CIFAR-10 numbers.\n'
+                if 'cifar10' in pair.names else '')
   body = f"""
 # {name}
 
-A mixae_jax separator: given the pixel-wise mean of an MNIST digit (resized
-28→32, repeated to 3 channels) and a CIFAR-10 image, in [0, 1], it returns
-both. One encoder and two decoders ({model.name}, widths
+A mixae_jax separator: given {task}. One encoder and two decoders ({model.name}, widths
 {tuple(model.widths)}, head `{model.head}`); the weights are those of step
 {step:,} of its (last) training run.
 
@@ -80,15 +119,11 @@ mixtures of this kind, or start a fine-tuning run from these weights
 
 ## Limitations
 
-- It separates exactly this mixture: the mean of one MNIST-like digit and
-  one 32×32 natural image. Other mixing weights, other sources or other
-  sizes are outside what it learned.
-- CIFAR-10 here is a JPEG re-encoded copy: its figures compare with other
-  figures measured on that copy, not with official CIFAR-10 numbers.
-
+- It separates exactly this mixture: {scope} are outside what it learned.
+{cifar_note}
 ## Training data and recipe
 
-MNIST and CIFAR-10 training splits, paired afresh at every step. Batch
+{' and '.join(_NAMES[d.name] for d in pair.datasets)} training splits, paired afresh at every step. Batch
 {config.batch_size}, {config.optimizer.name} at learning rate
 {config.optimizer.learning_rate} ({config.optimizer.schedule}), loss
 {config.loss.pixel} with SSIM weight {config.loss.ssim_weight}, seed
@@ -105,7 +140,7 @@ With mixae_jax:
 ```python
 from mixae_jax import Separator
 separator = Separator.restore('{name}')
-digits, images = separator(mixtures)  # float32 [N, 32, 32, 3] in [0, 1]
+{outputs} = separator(mixtures)  # float32 [N, {size}, {size}, {channels}] in [0, 1]
 ```
 
 Without it: `model.safetensors` holds every parameter and BatchNorm
@@ -117,7 +152,7 @@ from safetensors.numpy import load_file
 arrays = load_file('{name}/model.safetensors')
 ```
 """
-  return '\n'.join(_yaml_header(name, record)) + '\n' + body
+  return '\n'.join(_yaml_header(name, record, pair)) + '\n' + body
 
 
 def write(folder: str | os.PathLike[str], config: ml_collections.ConfigDict,
