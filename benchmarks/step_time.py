@@ -51,8 +51,8 @@ def step_seconds(config: ml_collections.ConfigDict, steps: int = 20
   """
   rng = np.random.default_rng(0)
   pool = pipeline.TrainPool(
-      digits=jax.numpy.asarray(rng.integers(0, 256, (1000, 28, 28), np.uint8)),
-      images=jax.numpy.asarray(
+      first=jax.numpy.asarray(rng.integers(0, 256, (1000, 28, 28), np.uint8)),
+      second=jax.numpy.asarray(
           rng.integers(0, 256, (1000, 32, 32, 3), np.uint8)))
   state = train_state.create_train_state(config)
   step_fn = make_step_fn(config)

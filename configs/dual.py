@@ -54,10 +54,16 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   # The two sources each mixture is made of, first and second: any two of
-  # 'mnist' and 'cifar10', the same one twice included (mixae_jax/data/
-  # sources.py). Images take the larger size and the most channels of the
-  # two; one dataset twice is scored under the better of the two orders.
+  # 'mnist', 'cifar10' and 'folder:PATH' (the PNG/JPEG files under PATH,
+  # RGB), the same one twice included (mixae_jax/data/sources.py). Images
+  # take the larger size and the most channels of the two; one source twice
+  # is scored under the better of the two orders.
   config.data.sources = ('mnist', 'cifar10')
+  # The side a folder source's images are resized to (bilinear).
+  config.data.image_size = 32
+  # A folder source without train/ and test/ subfolders: the fraction of
+  # its files (sorted by name, every k-th) held out as its test split.
+  config.data.test_fraction = 0.1
   # 'auto' (the local folder if complete, else tfds), 'local' or 'tfds'.
   config.data.source = 'auto'
   # Folder with the standard MNIST / CIFAR-10 files ('' means none): by

@@ -35,7 +35,8 @@ def get_config(stage: str = 'pretrain') -> ml_collections.ConfigDict:
       head='consistent', digit_resized_from=28, activation='relu',
       decoders='twin'))
   config.data = ml_collections.ConfigDict(dict(
-      sources=('mnist', 'cifar10'), source='auto', dir=local_files.default_folder(), tfds_dir='',
+      sources=('mnist', 'cifar10'), image_size=32, test_fraction=0.1,
+      source='auto', dir=local_files.default_folder(), tfds_dir='',
       train_pairs=0))
   # The first stage's export (the second command above).
   config.init_from = 'runs/release_pretrain_export' if finetune else ''

@@ -16,9 +16,12 @@ def _groupings(eval_set: pipeline.EvalSet, n: int
     return {'by_cifar_class': (eval_set.second_labels[:n], pair.second.classes),
             'by_digit': (eval_set.first_labels[:n], pair.first.classes)}
   label_1, label_2 = pair.labels
-  return {f'by_{label_1}_class': (eval_set.first_labels[:n], pair.first.classes),
-          f'by_{label_2}_class': (eval_set.second_labels[:n],
-                                  pair.second.classes)}
+  groupings = {f'by_{label_1}_class': (eval_set.first_labels[:n],
+                                       pair.first.classes),
+               f'by_{label_2}_class': (eval_set.second_labels[:n],
+                                       pair.second.classes)}
+  # A folder of images has no classes.
+  return {k: v for k, v in groupings.items() if v[1]}
 
 
 def per_class(per_image: Mapping[str, Mapping[str, np.ndarray]],

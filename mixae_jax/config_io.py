@@ -30,8 +30,8 @@ FIELDS = (
     'log_every_steps',
     'model.name', 'model.widths', 'model.digit_channels', 'model.head',
     'model.digit_resized_from', 'model.activation', 'model.decoders',
-    'data.sources', 'data.source', 'data.dir', 'data.tfds_dir',
-    'data.train_pairs',
+    'data.sources', 'data.image_size', 'data.test_fraction', 'data.source',
+    'data.dir', 'data.tfds_dir', 'data.train_pairs',
     'optimizer.name', 'optimizer.learning_rate', 'optimizer.schedule',
     'optimizer.warmup_steps', 'optimizer.final_lr_fraction',
     'optimizer.weight_decay', 'optimizer.grad_clip_norm',
@@ -50,6 +50,8 @@ ADDED_FIELDS = {
     'init_from': '',
     'data.train_pairs': 0,
     'data.sources': ('mnist', 'cifar10'),
+    'data.image_size': 32,
+    'data.test_fraction': 0.1,
     'model.head': 'twin',
     'model.digit_resized_from': 0,
     'model.activation': 'relu',
@@ -188,6 +190,9 @@ def validate(config: ml_collections.ConfigDict,
           f'{key}={value} does not divide over the {num_devices} devices'
           f'{processes}; use a multiple of {num_devices}, e.g. '
           f'{num_devices * max(1, value // num_devices)}')
+  if not 0 < config.data.test_fraction < 1:
+    raise ConfigError(f'data.test_fraction={config.data.test_fraction!r} must '
+                      'be between 0 and 1 (e.g. 0.1 holds out a tenth)')
   if not config.optimizer.learning_rate > 0:
     raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate}'
                       ' must be > 0')
@@ -207,7 +212,7 @@ def validate(config: ml_collections.ConfigDict,
     if value < 0:
       raise ConfigError(f'loss.{key}={value} must be >= 0')
   models.create_model(config.model, config.dtype)
-  check_pair(config, sources.Pair.from_names(config.data.sources))
+  check_pair(config, sources.Pair.from_config(config.data))
 
 
 def check_pair(config: ml_collections.ConfigDict, pair: sources.Pair) -> None:

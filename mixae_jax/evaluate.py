@@ -103,8 +103,12 @@ def per_image_metrics(state: Any, eval_set: pipeline.EvalSet,
   # One transfer at the end: the steps above ran without waiting on the host.
   # With several processes, each holds its devices' shards: gather them all.
   chunks = distributed.to_host(chunks)
-  return jax.tree.map(lambda *xs: np.concatenate(xs),
-                      *[jax.tree.map(lambda x, k=k: x[:k], r) for r, k in chunks])
+  result = jax.tree.map(lambda *xs: np.concatenate(xs),
+                        *[jax.tree.map(lambda x, k=k: x[:k], r)
+                          for r, k in chunks])
+  # In the sources' order (a tree map sorts the keys).
+  labels = eval_set.pair.labels
+  return {k: result[k] for k in (*labels, *(f'baseline_{l}' for l in labels))}
 
 
 def _pad(x: np.ndarray, size: int) -> np.ndarray:
@@ -173,8 +177,9 @@ def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
   out = epath.Path(workdir) / 'eval'
   columns = (plots.SAMPLE_COLUMNS if eval_set.pair == sources.DEFAULT
              else plots.sample_columns(*eval_set.pair.labels))
-  grid = plots.sample_grid(
-      predict_samples(state, eval_set, np.arange(num_samples)), columns=columns)
+  rows = np.arange(min(num_samples, len(eval_set.first)))
+  grid = plots.sample_grid(predict_samples(state, eval_set, rows),
+                           columns=columns)
   worst = breakdown.worst_pairs(per_image, num_worst)
   worst_samples = predict_samples(state, eval_set, worst)
   if not distributed.is_primary():
@@ -184,7 +189,8 @@ def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
   plots.save_png(out / 'samples.png', grid)
   per_class = breakdown.per_class(per_image, eval_set)
   writers.write_json(out / 'per_class.json', per_class)
-  plots.per_class_chart(per_class, out / 'per_class.png')
+  if per_class:  # Sources without classes (folders) have no chart.
+    plots.per_class_chart(per_class, out / 'per_class.png')
   label_1, label_2 = eval_set.pair.labels
   names = (('digit', 'image') if eval_set.pair == sources.DEFAULT
            else eval_set.pair.labels)
@@ -222,8 +228,8 @@ def periodic_eval(state: Any, step: int, eval_fn: Any,
   record = summary(eval_fn(state, num_pairs=n), step,
                             config.eval.pairing_seed)
   writer.write_scalars(step, record, kind='eval')
-  samples = predict_samples(state, eval_set,
-                                     np.arange(NUM_SAMPLE_ROWS))
+  samples = predict_samples(
+      state, eval_set, np.arange(min(NUM_SAMPLE_ROWS, len(eval_set.first))))
   from mixae_jax import plots  # pylint: disable=g-import-not-at-top
   writer.write_image(step, 'eval/samples', plots.sample_grid(samples))
   logging.info('eval at step %d on %d pairs:\n%s', step, n,

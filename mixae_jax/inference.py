@@ -91,7 +91,7 @@ def restore_state(config: ml_collections.ConfigDict,
   """
   if model is None:
     model = models.create_model(config.model, 'float32')
-  layout = sources.Pair.from_names(config.data.sources).layout
+  layout = sources.Pair.from_config(config.data).layout
   restored = model_files.read_variables(
       workdir, abstract_variables(model, layout), step)
   state = InferenceState(apply_fn=model.apply, params=restored['params'],
@@ -137,7 +137,7 @@ class Separator:
     self.step = step
     self.batch_size = batch_size
     # The sources the model separates, and the mixtures' layout.
-    self.pair = sources.Pair.from_names(config.data.sources)
+    self.pair = sources.Pair.from_config(config.data)
 
   @classmethod
   def restore(cls, workdir: str | os.PathLike[str], step: int | None = None,

@@ -43,8 +43,8 @@ class LossSettings:
                digit_weight=float(config.loss.digit_weight),
                image_weight=float(config.loss.image_weight),
                ssim_weight=float(config.loss.ssim_weight),
-               permutation_invariant=sources.Pair.from_names(
-                   config.data.sources).permutation_invariant)
+               permutation_invariant=sources.Pair.from_config(
+                   config.data).permutation_invariant)
 
 
 def task_io(task: str, batch: preprocessing.Mixtures

@@ -130,7 +130,7 @@ _GROUPING_TITLES = {'by_cifar_class': 'per CIFAR-10 class',
 def per_class_chart(per_class: Mapping[str, Any],
                     path: str | os.PathLike[str]) -> None:
   """Bar charts of PSNR and SSIM per class of each source, both sources."""
-  fig, axes = subplots(2, 2, figsize=(13, 7))
+  fig, axes = subplots(2, 2, figsize=(13, 7), squeeze=False)
   for col, grouping in enumerate(per_class):
     groups = per_class[grouping]
     names = list(groups)

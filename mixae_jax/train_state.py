@@ -52,7 +52,7 @@ def create_train_state(config: ml_collections.ConfigDict,
                                 **tuning.layer_forms())
   init_key, run_key = jax.random.split(jax.random.key(config.seed))
   variables = _init_variables(
-      model, init_key, sources.Pair.from_names(config.data.sources).layout)
+      model, init_key, sources.Pair.from_config(config.data).layout)
   return TrainState.create(
       apply_fn=model.apply, params=variables['params'],
       tx=optimizer.make_optimizer(config),

@@ -14,6 +14,7 @@ from mixae_jax.errors import ConfigError, DataError
 
 def _data_config(**kw) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({'sources': ('mnist', 'cifar10'),
+                                   'image_size': 32, 'test_fraction': 0.1,
                                    'source': 'auto', 'dir': '', 'tfds_dir': '',
                                    **kw})
 

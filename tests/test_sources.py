@@ -2,6 +2,7 @@
 layout, permutation-invariant loss and scores, and the one-line errors."""
 
 import json
+import pathlib
 import re
 
 import jax
@@ -17,7 +18,7 @@ from mixae_jax import Separator, config_io, evaluate, losses, models, plots
 from mixae_jax import train, train_state
 from mixae_jax.apps import export, separate
 from mixae_jax.data import pipeline, preprocessing, sources
-from mixae_jax.errors import ConfigError, InputError
+from mixae_jax.errors import ConfigError, DataError, InputError
 
 
 def test_the_pair_decides_layout_roles_and_labels():
@@ -183,7 +184,11 @@ def test_cifar_twice_takes_colour_sources_in_either_order(data_dir):
 @pytest.mark.parametrize('overrides, message', [
     ({'data.sources': ('mnist', 'svhn')}, re.escape(
         "data.sources names 'svhn', which is unknown; use two of ('mnist', "
-        "'cifar10') (the same one twice included)")),
+        "'cifar10') or folders of images ('folder:PATH'), the same one twice "
+        'included')),
+    ({'data.sources': ('mnist', 'folder:')}, re.escape(
+        "data.sources names 'folder:', a folder source without a folder; "
+        "write 'folder:PATH'")),
     ({'data.sources': ('mnist',)}, 'must name two sources'),
     ({'data.sources': ('mnist', 'mnist')}, 'model.digit_resized_from=28: in '
      'mnist\\+mnist the first source is mnist, at its own 28x28, not '
@@ -203,3 +208,81 @@ def test_a_pair_the_config_cannot_serve_is_one_clear_error(data_dir, overrides,
   config = tiny_config(data_dir, **overrides)
   with pytest.raises(ConfigError, match=message):
     config_io.validate(config)
+
+
+def write_image_folders(root: pathlib.Path, count: int = 24
+                        ) -> tuple[pathlib.Path, pathlib.Path]:
+  """Two folders of generated images of two kinds, in a user's formats:
+  smooth colour textures (PNG, 40x40) and dark shapes on white (JPEG,
+  32x32, in train/ and test/)."""
+  rng = np.random.default_rng(0)
+  textures, logos = root / 'textures', root / 'logos'
+  textures.mkdir(parents=True)
+  for k in range(count):
+    ramp = np.linspace(0, 1, 40)[:, None, None]
+    colour = rng.uniform(0, 1, 3)[None, None] * ramp + rng.uniform(0, 0.5, 3)
+    Image.fromarray((np.clip(colour, 0, 1) * 255).astype(np.uint8).repeat(
+        40, axis=1)).save(textures / f'{k:03d}.png')
+  for split, n in (('train', count), ('test', count // 4)):
+    (logos / split).mkdir(parents=True)
+    for k in range(n):
+      logo = np.full((32, 32, 3), 255, np.uint8)
+      r, c = rng.integers(2, 18, size=2)
+      logo[r:r + 12, c:c + 12] = rng.integers(0, 120, 3)
+      Image.fromarray(logo).save(logos / split / f'{k:03d}.jpg')
+  return textures, logos
+
+
+def test_a_users_two_folders_train_evaluate_and_separate(data_dir, tmp_path):
+  textures, logos = write_image_folders(tmp_path / 'images')
+  config = tiny_config(data_dir, **{
+      'data.sources': (f'folder:{textures}', f'folder:{logos}'),
+      'model.digit_channels': 3, 'model.digit_resized_from': 0,
+      'num_train_steps': 2, 'eval.every_steps': 0,
+      'checkpoint.every_steps': 2, 'eval.num_pairs': 3, 'eval.batch_size': 4,
+      'eval.periodic_num_pairs': 3})
+  datasets = pipeline.load_datasets(config.data)
+  # 24 textures, every 10th held out; the logos' own train/ and test/.
+  assert datasets.first_train.images.shape == (21, 32, 32, 3)
+  assert datasets.first_test.images.shape == (3, 32, 32, 3)
+  assert datasets.second_test.images.shape == (6, 32, 32, 3)
+  workdir = tmp_path / 'run'
+  record = train.train_and_evaluate(config, workdir)
+  assert evaluate.source_labels(record) == ['textures', 'logos']
+  assert record['num_pairs'] == 3  # The smaller test split.
+  Image.fromarray(datasets.first_test.images[0] // 2
+                  + datasets.second_test.images[0] // 2).save(
+                      tmp_path / 'mix.png')
+  written = separate.separate_files(workdir, tmp_path / 'out',
+                                    inputs=[str(tmp_path / 'mix.png')])
+  assert [p.name for p in written] == [
+      'mix_digit.png', 'mix_image.png', 'mix_separation.png']
+
+
+def test_bad_image_folders_are_one_line_each(data_dir, tmp_path):
+  textures, _ = write_image_folders(tmp_path / 'images', count=8)
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  (tmp_path / 'notes').mkdir()
+  for k in range(12):
+    (tmp_path / 'notes' / f'{k}.png').write_text('not a picture')
+  cases = {
+      str(tmp_path / 'nowhere'): 'does not exist; name a folder of PNG or '
+                                 "JPEG images ('folder:PATH')",
+      str(empty): 'holds no PNG or JPEG images',
+      str(tmp_path / 'notes'): 'is not an image Pillow can read',
+  }
+  for folder, message in cases.items():
+    config = tiny_config(data_dir, **{
+        'data.sources': (f'folder:{folder}', f'folder:{textures}'),
+        'model.digit_channels': 3, 'model.digit_resized_from': 0})
+    with pytest.raises(DataError, match=re.escape(message)):
+      pipeline.load_datasets(config.data)
+  config = tiny_config(data_dir, **{
+      'data.sources': (f'folder:{textures}', 'cifar10'),
+      'model.digit_channels': 3, 'model.digit_resized_from': 0,
+      'data.test_fraction': 0.05})
+  with pytest.raises(DataError, match=re.escape(
+      'has 1 test image(s); each split needs at least 2: add images, or '
+      'raise data.test_fraction')):
+    pipeline.load_datasets(config.data)

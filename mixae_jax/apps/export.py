@@ -62,7 +62,7 @@ def export(workdir: str | os.PathLike[str],
   model = models.create_model(config.model, 'float32')
   variables = model_files.read_variables(
       workdir, inference.abstract_variables(
-          model, sources.Pair.from_names(config.data.sources).layout), step)
+          model, sources.Pair.from_config(config.data).layout), step)
   step = variables.pop('step')
   writers.check_writable(output_dir, flag='--output_dir')
   # Folders of the machine that trained mean nothing elsewhere: the data

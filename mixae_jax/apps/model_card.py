@@ -28,9 +28,14 @@ def _sources(pair: sources.Pair) -> tuple[tuple[str, str, str, str], ...]:
   """(record label, role, dataset, test data) of each source of `pair`."""
   if pair == sources.DEFAULT:
     return tuple((label, role, label, data) for label, role, data in SOURCES)
-  return tuple((label, f'{role} {_NAMES[name]} image', name, _TEST_DATA[name])
-               for label, role, name in zip(pair.labels, ('first', 'second'),
-                                            pair.names))
+  return tuple((label, f'{role} {_name(d)} image', d.name,
+                _TEST_DATA.get(d.name, f'test images of {d.name}'))
+               for label, role, d in zip(pair.labels, ('first', 'second'),
+                                         (pair.first, pair.second)))
+
+
+def _name(dataset: sources.Dataset) -> str:
+  return _NAMES.get(dataset.name, dataset.short_name)
 
 
 def _yaml_header(name: str, record: dict[str, Any] | None,
@@ -67,7 +72,7 @@ def card(name: str, config: ml_collections.ConfigDict, step: int,
     measured_on: which weights the record was measured on, in words.
   """
   model = config.model
-  pair = sources.Pair.from_names(config.data.sources)
+  pair = sources.Pair.from_config(config.data)
   if record:
     rows = '\n'.join(
         f'| {role} | {record[source]["psnr"]:.2f} dB | '
@@ -89,7 +94,7 @@ def card(name: str, config: ml_collections.ConfigDict, step: int,
     outputs = 'digits, images'
   else:
     kind = 'grey' if channels == 1 else 'RGB'
-    first, second = (_NAMES[name] for name in pair.names)
+    first, second = _name(pair.first), _name(pair.second)
     images = (f'two {first} images' if pair.permutation_invariant
               else f'a {first} and a {second} image')
     task = (f'the pixel-wise mean of {images} ({size}×{size}\n{kind}, in '
@@ -123,7 +128,7 @@ mixtures of this kind, or start a fine-tuning run from these weights
 {cifar_note}
 ## Training data and recipe
 
-{' and '.join(_NAMES[d.name] for d in pair.datasets)} training splits, paired afresh at every step. Batch
+{' and '.join(_name(d) for d in pair.datasets)} training splits, paired afresh at every step. Batch
 {config.batch_size}, {config.optimizer.name} at learning rate
 {config.optimizer.learning_rate} ({config.optimizer.schedule}), loss
 {config.loss.pixel} with SSIM weight {config.loss.ssim_weight}, seed

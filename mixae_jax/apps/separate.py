@@ -57,7 +57,7 @@ def separate_files(workdir: str | os.PathLike[str],
                      'would overwrite each other')
   # The model's sources say what its files must be; then every file is read
   # (and so validated) before the weights are.
-  pair = sources.Pair.from_names(config_io.load(workdir).data.sources)
+  pair = sources.Pair.from_config(config_io.load(workdir).data)
   layout = pair.layout
   mixtures = [(name, image_io.read_image(path, 'mixture', resize, pair)
                .reshape(layout.shape).astype(np.float32) / 255)

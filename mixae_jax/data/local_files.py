@@ -187,3 +187,80 @@ def read_cifar10(data_dir: str | pathlib.Path, split: str) -> Split:
 
 # The reader of each dataset's split, by name (`sources.DATASETS`).
 READERS = {'mnist': read_mnist, 'cifar10': read_cifar10}
+
+
+# -- A folder of a user's own images ------------------------------------------
+
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+# The fewest images a split may hold.
+MIN_SPLIT_IMAGES = 2
+
+
+def folder_files(folder: str | pathlib.Path) -> list[pathlib.Path]:
+  """The PNG and JPEG files under `folder` (any depth), sorted."""
+  return sorted(p for p in pathlib.Path(folder).rglob('*')
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def folder_splits(folder: str | pathlib.Path, test_fraction: float
+                  ) -> dict[str, list[pathlib.Path]]:
+  """Which files of a folder source are its train and its test split.
+
+  With ``train/`` and ``test/`` subfolders, theirs; otherwise every k-th
+  file by name (k = round(1 / test_fraction)) is a test file.
+
+  Raises:
+    DataError: no folder, no images, or a split of fewer than
+      `MIN_SPLIT_IMAGES`.
+  """
+  root = pathlib.Path(folder).expanduser()
+  what = f'the folder source {folder}'
+  if not root.is_dir():
+    raise DataError(f'{what} ' + ('is a file, not a folder' if root.exists()
+                                  else 'does not exist')
+                    + "; name a folder of PNG or JPEG images ('folder:PATH')")
+  subfolders = (root / 'train').is_dir() and (root / 'test').is_dir()
+  if subfolders:
+    splits = {split: folder_files(root / split) for split in ('train', 'test')}
+  else:
+    files = folder_files(root)
+    if not files:
+      raise DataError(f'{what} holds no PNG or JPEG images; put the images '
+                      'there (any depth), or train/ and test/ subfolders')
+    step = max(2, round(1 / test_fraction))
+    splits = {'train': [f for i, f in enumerate(files) if i % step],
+              'test': files[::step]}
+  for split, files in splits.items():
+    if len(files) < MIN_SPLIT_IMAGES:
+      hint = ('add images, or raise data.test_fraction'
+              if split == 'test' and not subfolders else 'add images')
+      raise DataError(f'{what} has {len(files)} {split} image(s); each split '
+                      f'needs at least {MIN_SPLIT_IMAGES}: {hint}')
+  return splits
+
+
+def read_folder(folder: str | pathlib.Path, split: str, size: int,
+                test_fraction: float) -> Split:
+  """One split of a folder source: RGB images resized to size x size.
+
+  Returns:
+    uint8 [N, size, size, 3] images, and labels all 0 (a folder has no
+    classes).
+
+  Raises:
+    DataError: see `folder_splits`; or a file that is not an image.
+  """
+  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
+  images = []
+  for path in folder_splits(folder, test_fraction)[split]:
+    try:
+      with Image.open(path) as img:
+        img = img.convert('RGB')
+        if img.size != (size, size):
+          img = img.resize((size, size), Image.BILINEAR)
+        images.append(np.asarray(img, np.uint8))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+      raise DataError(f'{path} is not an image Pillow can read ({e}); remove '
+                      'it from the folder source, or replace it with a PNG '
+                      'or JPEG') from None
+  return Split(np.stack(images), np.zeros(len(images), np.int32))

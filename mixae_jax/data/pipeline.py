@@ -90,9 +90,12 @@ def resolve_source(data_config: ml_collections.ConfigDict) -> str:
     DataError: the requested source cannot provide data.
   """
   source, data_dir = data_config.source, data_config.dir
-  names = sources.Pair.from_names(data_config.sources).names
+  names = tuple(d.name for d in sources.Pair.from_config(data_config).datasets
+                if d.folder is None)
   if source not in SOURCES:
     raise ConfigError(f'data.source={source!r} is unknown; use one of {SOURCES}')
+  if not names:  # Only folder sources: nothing for local or tfds to serve.
+    return 'local'
   if source == 'local':
     if not data_dir:
       raise DataError('data.source=local needs a folder: ' + _HOW_TO_GET_DATA)
@@ -132,11 +135,16 @@ def load_datasets(data_config: ml_collections.ConfigDict,
     `Datasets`; the train fields are None when `with_train` is False.
   """
   source = resolve_source(data_config)
-  pair = sources.Pair.from_names(data_config.sources)
+  pair = sources.Pair.from_config(data_config)
   logging.info('Reading data from %s (%s).', source,
                data_config.dir if source == 'local' else 'tensorflow-datasets')
   splits = ('train', 'test') if with_train else ('test',)
   def reader(name):
+    if name.startswith(sources.FOLDER):
+      return functools.partial(
+          local_files.read_folder, name[len(sources.FOLDER):],
+          size=data_config.image_size,
+          test_fraction=data_config.test_fraction)
     if source == 'local':
       return functools.partial(local_files.READERS[name], data_config.dir)
     return functools.partial(_read_tfds, name,

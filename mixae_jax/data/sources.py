@@ -1,8 +1,10 @@
 """The two sources a run separates, and the image layout they share.
 
 ``config.data.sources`` names the pair: ``('mnist', 'cifar10')`` (the
-default task), or any two of the datasets in `DATASETS`, the same one twice
-included. A `Pair` says what follows from the names:
+default task), or any two of the datasets in `DATASETS` and folders of a
+user's own images (``'folder:PATH'``, `FOLDER`; read by
+`local_files.read_folder`, resized to ``config.data.image_size``), the same
+one twice included. A `Pair` says what follows from the names:
 
   * the layout every image of the run takes (`Layout`): the larger side and
     the most channels of the two. MNIST with CIFAR-10 is 32x32 RGB (the
@@ -15,7 +17,7 @@ included. A `Pair` says what follows from the names:
 """
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 from mixae_jax.errors import ConfigError
 
@@ -28,13 +30,27 @@ class Dataset:
     name: what ``config.data.sources`` calls it.
     size: the images' side in pixels (square images).
     channels: 1 (grey) or 3 (RGB).
-    classes: the class names, by label.
+    classes: the class names, by label (none for a folder).
   """
   name: str
   size: int
   channels: int
   classes: tuple[str, ...]
 
+  @property
+  def folder(self) -> str | None:
+    """The folder of a folder source, else None."""
+    return self.name[len(FOLDER):] if self.name.startswith(FOLDER) else None
+
+  @property
+  def short_name(self) -> str:
+    """The dataset's name, or a folder's own name (its last part)."""
+    folder = self.folder
+    return folder.rstrip('/').rsplit('/', 1)[-1] or folder if folder else self.name
+
+
+# A source ``'folder:PATH'`` is the PNG and JPEG files under PATH, in RGB.
+FOLDER = 'folder:'
 
 DATASETS = {
     'mnist': Dataset('mnist', 28, 1, tuple(str(d) for d in range(10))),
@@ -62,21 +78,26 @@ class Pair:
   second: Dataset
 
   @classmethod
-  def from_names(cls, names: Sequence[str]) -> 'Pair':
+  def from_names(cls, names: Sequence[str], image_size: int = 32) -> 'Pair':
     """The pair ``config.data.sources`` names.
 
+    Args:
+      names: two names of `DATASETS` or ``'folder:PATH'``.
+      image_size: the side a folder's images are resized to.
+
     Raises:
-      ConfigError: not two names, or a name that is not in `DATASETS`.
+      ConfigError: not two names, an unknown name, or a folder source
+        without a path or with a size outside 8..256.
     """
     if isinstance(names, str) or len(names) != 2:
       raise ConfigError(f'data.sources={names!r} must name two sources, e.g. '
                         "('mnist', 'cifar10')")
-    for name in names:
-      if name not in DATASETS:
-        raise ConfigError(f'data.sources names {name!r}, which is unknown; '
-                          f'use two of {tuple(DATASETS)} (the same one twice '
-                          'included)')
-    return cls(DATASETS[names[0]], DATASETS[names[1]])
+    return cls(*(_dataset(name, image_size) for name in names))
+
+  @classmethod
+  def from_config(cls, data_config: Any) -> 'Pair':
+    """The pair of ``config.data`` (its sources and image_size)."""
+    return cls.from_names(data_config.sources, data_config.image_size)
 
   @property
   def names(self) -> tuple[str, str]:
@@ -94,16 +115,36 @@ class Pair:
 
   @property
   def labels(self) -> tuple[str, str]:
-    """Where each source's scores are filed: its dataset's name, or with
-    one dataset twice, the name numbered (``mnist_1``, ``mnist_2``)."""
-    if self.permutation_invariant:
-      return (f'{self.first.name}_1', f'{self.first.name}_2')
-    return self.names
+    """Where each source's scores are filed: its dataset's (or folder's)
+    name, or with one name twice, the name numbered (``mnist_1``,
+    ``mnist_2``)."""
+    first, second = self.first.short_name, self.second.short_name
+    if first == second:
+      return (f'{first}_1', f'{second}_2')
+    return (first, second)
 
   @property
   def layout(self) -> Layout:
     return Layout(max(self.first.size, self.second.size),
                   max(self.first.channels, self.second.channels))
+
+
+def _dataset(name: Any, image_size: int) -> Dataset:
+  """The `Dataset` a source name stands for."""
+  if isinstance(name, str) and name.startswith(FOLDER):
+    if not name[len(FOLDER):]:
+      raise ConfigError(f"data.sources names {name!r}, a folder source "
+                        "without a folder; write 'folder:PATH'")
+    if (isinstance(image_size, bool) or not isinstance(image_size, int)
+        or not 8 <= image_size <= 256):
+      raise ConfigError(f'data.image_size={image_size!r} must be an integer '
+                        'in 8..256 (the side folder images are resized to)')
+    return Dataset(name, image_size, 3, ())
+  if name not in DATASETS:
+    raise ConfigError(f'data.sources names {name!r}, which is unknown; '
+                      f'use two of {tuple(DATASETS)} or folders of images '
+                      "('folder:PATH'), the same one twice included")
+  return DATASETS[name]
 
 
 # The default task's pair, and the layout of everything built before sources
