@@ -140,6 +140,7 @@ def test_mnist_twice_trains_evaluates_and_separates_at_28_pixels_grey(
       tmp_path / 'mix.png')
   written = separate.separate_files(workdir, tmp_path / 'out',
                                     inputs=[str(tmp_path / 'mix.png')])
+  assert written[0].name == 'mix_mnist_1.png'
   with Image.open(written[0]) as first:
     assert first.size == (28, 28) and first.mode == 'L'
   # benchmarks/papers.py's row for it: the mean over pairs of the two
@@ -256,7 +257,7 @@ def test_a_users_two_folders_train_evaluate_and_separate(data_dir, tmp_path):
   written = separate.separate_files(workdir, tmp_path / 'out',
                                     inputs=[str(tmp_path / 'mix.png')])
   assert [p.name for p in written] == [
-      'mix_digit.png', 'mix_image.png', 'mix_separation.png']
+      'mix_textures.png', 'mix_logos.png', 'mix_separation.png']
 
 
 def test_bad_image_folders_are_one_line_each(data_dir, tmp_path):

@@ -4,7 +4,9 @@ Either mixtures (``--input=a.png,b.png``), or a digit and an image
 (``--digit=d.png --image=c.png``) that are first mixed with the shared
 preprocessing. For each, ``--output_dir`` gets ``<name>_digit.png``,
 ``<name>_image.png`` and ``<name>_separation.png`` (mixture | digit | image,
-plus the truths with PSNR/SSIM when they are known).
+plus the truths with PSNR/SSIM when they are known); for a model of other
+sources, its sources' labels replace 'digit' and 'image'
+(``<name>_mnist_1.png``).
 """
 
 import os
@@ -76,30 +78,34 @@ def separate_files(workdir: str | os.PathLike[str],
     digits, images = separator(np.stack([x for _, x in mixtures]))
     results = [(name, Separation(x[None], digits[i:i + 1], images[i:i + 1]))
                for i, (name, x) in enumerate(mixtures)]
+  # The sources' names in files and titles: 'digit' and 'image' for the
+  # default pair, else the pair's labels (e.g. mnist_1, mnist_2).
+  roles = (('digit', 'image') if separator.pair == sources.DEFAULT
+           else separator.pair.labels)
   written = []
   for name, result in results:
-    for suffix, picture in (('digit', result.digit[0]),
-                            ('image', result.image[0])):
-      image_io.write_png(out / f'{name}_{suffix}.png', picture)
-      written.append(out / f'{name}_{suffix}.png')
+    for role, picture in zip(roles, (result.digit[0], result.image[0])):
+      image_io.write_png(out / f'{name}_{role}.png', picture)
+      written.append(out / f'{name}_{role}.png')
     figure = out / f'{name}_separation.png'
-    _figure(figure, name, result)
+    _figure(figure, name, result, roles)
     written.append(figure)
   return written
 
 
-def _figure(path: epath.Path, name: str, result: Separation) -> None:
-  """mixture | recovered digit | recovered image (| true digit | true image)."""
+def _figure(path: epath.Path, name: str, result: Separation,
+            roles: tuple[str, str]) -> None:
+  """mixture | recovered first | recovered second (| the two truths)."""
   panels = [(f'mixture\n{name}', result.mixture[0]),
-            ('recovered digit', result.digit[0]),
-            ('recovered image', result.image[0])]
+            (f'recovered {roles[0]}', result.digit[0]),
+            (f'recovered {roles[1]}', result.image[0])]
   if result.scores is not None:
-    for i, label in ((1, 'digit'), (2, 'image')):
-      m = result.scores[label]
-      panels[i] = (f'recovered {label}\n{float(m["psnr"][0]):.2f} dB, SSIM '
+    for i, (key, role) in enumerate(zip(('digit', 'image'), roles), start=1):
+      m = result.scores[key]
+      panels[i] = (f'recovered {role}\n{float(m["psnr"][0]):.2f} dB, SSIM '
                    f'{float(m["ssim"][0]):.3f}', panels[i][1])
-    panels += [('true digit', result.true_digit[0]),
-               ('true image', result.true_image[0])]
+    panels += [(f'true {roles[0]}', result.true_digit[0]),
+               (f'true {roles[1]}', result.true_image[0])]
   fig, axes = plots.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.7))
   for ax, (title, picture) in zip(axes, panels):
     picture = np.clip(picture, 0, 1)

@@ -110,7 +110,7 @@ def resolve_source(data_config: ml_collections.ConfigDict) -> str:
 
 def local_problem(data_dir: str,
                   names: tuple[str, ...] = sources.DEFAULT.names) -> str | None:
-  """Why `data_dir` cannot serve the datasets `names` from its files, or None."""
+  """Why `data_dir` cannot serve the datasets `names`, or None."""
   folder = pathlib.Path(data_dir)
   if folder.is_file():
     return f'data.dir {data_dir} is a file, not a folder'
@@ -218,7 +218,8 @@ def make_train_pool(datasets: Datasets,
   if num_pairs:
     first_index, second_index = pairing(
         num_pairs, pairing_seed, len(first), len(second),
-        what='data.train_pairs', one_dataset=datasets.pair.permutation_invariant)
+        what='data.train_pairs',
+        one_dataset=datasets.pair.permutation_invariant)
     first, second = first[first_index], second[second_index]
   first = put_on_mesh(first, sharding)
   # One dataset twice, drawn afresh: one copy on the device serves both.
