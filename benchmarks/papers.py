@@ -89,7 +89,8 @@ def model_score(folder: str | pathlib.Path,
   Its pairs are the protocol's when its config pairs one dataset with
   itself at seed `PAIRING_SEED` (configs/mnist_mnist.py, cifar_cifar.py).
   """
-  separator = Separator.restore(folder, batch_size=500)
+  batch_size = min(500, num_pairs)
+  separator = Separator.restore(folder, batch_size=batch_size)
   config = separator.config
   if not separator.pair.permutation_invariant or (
       config.eval.pairing_seed != PAIRING_SEED):
@@ -99,7 +100,7 @@ def model_score(folder: str | pathlib.Path,
                      f'{config.eval.pairing_seed})')
   datasets = pipeline.load_datasets(config.data, with_train=False)
   eval_set = pipeline.make_eval_set(datasets, num_pairs, PAIRING_SEED)
-  per_image = evaluate.per_image_metrics(separator.state, eval_set, 500)
+  per_image = evaluate.per_image_metrics(separator.state, eval_set, batch_size)
   label_1, label_2 = separator.pair.labels
   scores = 0.5 * (per_image[label_1]['psnr'] + per_image[label_2]['psnr'])
   return {'psnr': float(np.mean(scores)), 'std': float(np.std(scores)),
