@@ -4,6 +4,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from mixae_jax import metrics
 from mixae_jax.data import pipeline
 from mixae_jax.data import sources
 
@@ -52,6 +53,6 @@ def per_class(per_image: Mapping[str, Mapping[str, np.ndarray]],
 def worst_pairs(per_image: Mapping[str, Mapping[str, np.ndarray]],
                 count: int = 16) -> np.ndarray:
   """Indices of the `count` pairs with the lowest mean PSNR of both sources."""
-  label_1, label_2 = [k for k in per_image if not k.startswith('baseline')]
+  label_1, label_2 = metrics.source_labels(per_image)
   score = (per_image[label_1]['psnr'] + per_image[label_2]['psnr']) / 2
   return np.argsort(score, kind='stable')[:count]

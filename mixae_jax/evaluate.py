@@ -123,7 +123,7 @@ def summary(per_image: Mapping[str, Mapping[str, np.ndarray]], step: int,
   pairs, then each source's means under its label (`sources.Pair.labels`)
   and the baseline's under ``baseline``."""
   means = metrics.summarize(per_image)
-  labels = source_labels(per_image)
+  labels = metrics.source_labels(per_image)
   return {
       'step': int(step),
       'num_pairs': int(len(per_image[labels[0]]['psnr'])),
@@ -131,13 +131,6 @@ def summary(per_image: Mapping[str, Mapping[str, np.ndarray]], step: int,
       **{label: means[label] for label in labels},
       'baseline': {label: means[f'baseline_{label}'] for label in labels},
   }
-
-
-def source_labels(per_image_or_record: Mapping[str, Any]) -> list[str]:
-  """The two sources' labels in a `per_image_metrics` result or a record."""
-  return [k for k, v in per_image_or_record.items()
-          if isinstance(v, Mapping) and 'psnr' in v
-          and not k.startswith('baseline')]
 
 
 def predict_samples(state: Any, eval_set: pipeline.EvalSet,
@@ -192,8 +185,7 @@ def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
   if per_class:  # Sources without classes (folders) have no chart.
     plots.per_class_chart(per_class, out / 'per_class.png')
   label_1, label_2 = eval_set.pair.labels
-  names = (('digit', 'image') if eval_set.pair == sources.DEFAULT
-           else eval_set.pair.labels)
+  names = eval_set.pair.roles
   titles = [f'pair {i}: {names[0]} {per_image[label_1]["psnr"][i]:.1f} dB '
             f'(SSIM {per_image[label_1]["ssim"][i]:.2f}), {names[1]} '
             f'{per_image[label_2]["psnr"][i]:.1f} dB '
@@ -206,7 +198,7 @@ def write_eval_outputs(workdir: str | os.PathLike[str], state: Any,
 def format_summary(record: Mapping[str, Any]) -> str:
   """One human-readable line per source, model against baseline."""
   lines = []
-  for source in source_labels(record):
+  for source in metrics.source_labels(record):
     m, b = record[source], record['baseline'][source]
     lines.append(f'{source:8s} PSNR {m["psnr"]:6.2f} dB  SSIM {m["ssim"]:.4f}  '
                  f'MSE {m["mse"]:.5f}   (mixture baseline: {b["psnr"]:.2f} dB, '

@@ -91,12 +91,10 @@ def align(first: jax.Array, second: jax.Array, first_target: jax.Array,
   The choice carries no gradient; the loss then flows through the chosen
   assignment.
   """
-  def sse(x, y):
-    return jnp.sum(jnp.square(x - y), axis=tuple(range(1, x.ndim)))
-  kept = sse(first, first_target) + sse(second, second_target)
-  swapped = sse(second, first_target) + sse(first, second_target)
-  swap = jax.lax.stop_gradient(swapped < kept)[:, None, None, None]
-  return (jnp.where(swap, second, first), jnp.where(swap, first, second))
+  def negative_sse(x, y):
+    return -jnp.sum(jnp.square(x - y), axis=tuple(range(1, x.ndim)))
+  return metrics.align((first, second), (first_target, second_target),
+                       negative_sse)
 
 
 def separation_loss(digit: jax.Array, image: jax.Array,

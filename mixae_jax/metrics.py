@@ -6,7 +6,7 @@ averaged over channels. Results are means over images, per source.
 """
 
 import functools
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import dm_pix as pix
 import jax
@@ -92,12 +92,23 @@ def best_ordering(estimates: tuple[jax.Array, jax.Array],
 
 
 def align(estimates: tuple[jax.Array, jax.Array],
-          truths: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-  """The two estimates, swapped in each pair where `best_ordering` swaps
-  them: each then stands beside the source it matches."""
-  (a, b), (_, swapped) = estimates, best_ordering(estimates, truths)
+          truths: tuple[jax.Array, jax.Array],
+          score: Callable[[jax.Array, jax.Array], jax.Array] = pix.psnr
+          ) -> tuple[jax.Array, jax.Array]:
+  """The two estimates, swapped in each pair where `best_ordering` (by
+  `score`) swaps them: each then stands beside the source it matches. The
+  choice carries no gradient."""
+  (a, b), (_, swapped) = estimates, best_ordering(estimates, truths, score)
   swapped = swapped.reshape((-1,) + (1,) * (a.ndim - 1))
   return jnp.where(swapped, b, a), jnp.where(swapped, a, b)
+
+
+def source_labels(per_image_or_record: Mapping[str, Any]) -> list[str]:
+  """The two sources' labels in a per-image result or an eval record: its
+  entries of metrics, baselines aside."""
+  return [k for k, v in per_image_or_record.items()
+          if isinstance(v, Mapping) and 'psnr' in v
+          and not k.startswith('baseline')]
 
 
 def summarize(per_image_metrics: Mapping[str, Mapping[str, np.ndarray]]

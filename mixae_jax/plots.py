@@ -7,6 +7,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from mixae_jax import atomic_files
+from mixae_jax import metrics
 
 def sample_columns(first: str = 'digit', second: str = 'CIFAR'
                    ) -> tuple[tuple[str, str], ...]:
@@ -97,13 +98,13 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   records = sorted(latest.values(), key=lambda r: r['step'])
   train = [r for r in records if r.get('kind') == 'train'
            and isinstance(r.get('loss'), (int, float))]
-  evals = [r for r in records if r.get('kind') == 'eval' and _sources(r)]
+  evals = [r for r in records if r.get('kind') == 'eval' and metrics.source_labels(r)]
   fig, (ax_loss, ax_psnr) = subplots(1, 2, figsize=(11, 4))
   if train:
     ax_loss.plot([r['step'] for r in train], [r['loss'] for r in train])
     ax_loss.set_yscale('log')
   ax_loss.set(title='train loss (both sources)', xlabel='step')
-  for source in (_sources(evals[-1]) if evals else ()):
+  for source in (metrics.source_labels(evals[-1]) if evals else ()):
     ax_psnr.plot([r['step'] for r in evals],
                  [r[source]['psnr'] for r in evals], 'o-',
                  label=_SOURCE_NAMES.get(source, source))
@@ -113,12 +114,6 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   for ax in (ax_loss, ax_psnr):
     ax.grid(alpha=0.3)
   save_figure(fig, path)
-
-
-def _sources(record: Mapping[str, Any]) -> list[str]:
-  """The source labels of an eval record (`evaluate.summary`)."""
-  return [k for k, v in record.items() if isinstance(v, Mapping)
-          and 'psnr' in v and k != 'baseline']
 
 
 # How the default pair's sources are named in figures.

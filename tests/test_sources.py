@@ -109,7 +109,7 @@ def test_mnist_twice_trains_evaluates_and_separates_at_28_pixels_grey(
   workdir = tmp_path / 'run'
   record = train.train_and_evaluate(config, workdir)
   labels = ['mnist_1', 'mnist_2']
-  assert evaluate.source_labels(record) == labels
+  assert metrics.source_labels(record) == labels
   assert record['num_pairs'] == 40 and np.isfinite(record['mnist_1']['psnr'])
   # 40 of seed 100's pairs of 100 test digits hold digits paired with
   # themselves: the baseline's mean PSNR leaves their infinite values out.
@@ -250,7 +250,7 @@ def test_a_users_two_folders_train_evaluate_and_separate(data_dir, tmp_path):
   assert datasets.second_test.images.shape == (6, 32, 32, 3)
   workdir = tmp_path / 'run'
   record = train.train_and_evaluate(config, workdir)
-  assert evaluate.source_labels(record) == ['textures', 'logos']
+  assert metrics.source_labels(record) == ['textures', 'logos']
   assert record['num_pairs'] == 3  # The smaller test split.
   Image.fromarray(datasets.first_test.images[0] // 2
                   + datasets.second_test.images[0] // 2).save(

@@ -18,18 +18,11 @@ from mixae_jax import plots
 from mixae_jax.data import sources
 from mixae_jax.errors import InputError
 
-# What each kind of input must be for the default pair (MNIST, CIFAR-10):
-# accepted sizes, and whether it is grey (`expectations` for any pair).
-KINDS = {
-    'mixture': ((32,), False),
-    'image': ((32,), False),
-    'digit': ((28, 32), True),
-}
 _A = {'mixture': 'a mixture', 'image': 'an image', 'digit': 'a digit'}
 
 
 def expectations(pair: sources.Pair) -> dict[str, tuple[tuple[int, ...], bool]]:
-  """`KINDS` for the sources of `pair`: a mixture takes the pair's layout;
+  """What each kind must be for `pair`: a mixture takes the pair's layout;
   'digit' and 'image' stand for its first and second source, at their own
   size or the layout's."""
   layout = pair.layout
@@ -38,6 +31,11 @@ def expectations(pair: sources.Pair) -> dict[str, tuple[tuple[int, ...], bool]]:
             dataset.channels == 1)
   return {'mixture': ((layout.size,), layout.channels == 1),
           'digit': own(pair.first), 'image': own(pair.second)}
+
+
+# What each kind of input must be for the default pair (MNIST, CIFAR-10):
+# accepted sizes, and whether it is grey.
+KINDS = expectations(sources.DEFAULT)
 
 
 def read_image(path: str | pathlib.Path, kind: str,

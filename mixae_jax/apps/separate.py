@@ -78,10 +78,7 @@ def separate_files(workdir: str | os.PathLike[str],
     digits, images = separator(np.stack([x for _, x in mixtures]))
     results = [(name, Separation(x[None], digits[i:i + 1], images[i:i + 1]))
                for i, (name, x) in enumerate(mixtures)]
-  # The sources' names in files and titles: 'digit' and 'image' for the
-  # default pair, else the pair's labels (e.g. mnist_1, mnist_2).
-  roles = (('digit', 'image') if separator.pair == sources.DEFAULT
-           else separator.pair.labels)
+  roles = separator.pair.roles  # In file names and titles.
   written = []
   for name, result in results:
     for role, picture in zip(roles, (result.digit[0], result.image[0])):

@@ -17,6 +17,7 @@ one twice included. A `Pair` says what follows from the names:
 """
 
 import dataclasses
+import pathlib
 from typing import Any, Sequence
 
 from mixae_jax.errors import ConfigError
@@ -45,8 +46,7 @@ class Dataset:
   @property
   def short_name(self) -> str:
     """The dataset's name, or a folder's own name (its last part)."""
-    folder = self.folder
-    return folder.rstrip('/').rsplit('/', 1)[-1] or folder if folder else self.name
+    return pathlib.PurePath(self.folder).name if self.folder else self.name
 
 
 # A source ``'folder:PATH'`` is the PNG and JPEG files under PATH, in RGB.
@@ -122,6 +122,12 @@ class Pair:
     if first == second:
       return (f'{first}_1', f'{second}_2')
     return (first, second)
+
+  @property
+  def roles(self) -> tuple[str, str]:
+    """How files and figures name the two sources: 'digit' and 'image' for
+    the default pair, else the labels."""
+    return ('digit', 'image') if self == DEFAULT else self.labels
 
   @property
   def layout(self) -> Layout:
