@@ -159,11 +159,11 @@ def separate(page, expect: str = '', timeout_ms: int = 60_000) -> float:
 
 
 def shown_scores(page) -> dict[str, dict[str, float]]:
-  """The PSNR and SSIM the page shows, per source."""
+  """The PSNR and SSIM the page shows, by the sources' names."""
   text = page.locator('#scores').inner_text()
   scores = {}
   for source, psnr, ssim in re.findall(
-      r'(digit|image)\s+([-\d.]+) dB\s+([-\d.]+)', text):
+      r'(\w+)\s+([-\d.]+) dB\s+([-\d.]+)', text):
     scores[source] = {'psnr': float(psnr), 'ssim': float(ssim)}
   return scores
 

@@ -79,8 +79,8 @@ def demo_model(trained_run):
 def test_a_chosen_pair_scores_as_the_separator_api_does(demo_model,
                                                         trained_run):
   config, workdir, _ = trained_run
-  digit, about_digit = demo_model.digit(BY_INDEX, index=7)
-  image, about_image = demo_model.image(BY_INDEX, index='3')
+  digit, about_digit = demo_model.source('digit', BY_INDEX, index=7)
+  image, about_image = demo_model.source('image', BY_INDEX, index='3')
   digits = local_files.read_mnist(config.data.dir, 'test')
   images = local_files.read_cifar10(config.data.dir, 'test')
   np.testing.assert_array_equal(digit, digits.images[7])
@@ -101,19 +101,19 @@ def test_a_chosen_pair_scores_as_the_separator_api_does(demo_model,
 
 def test_choices_by_class_and_at_random_come_from_the_test_split(demo_model):
   for _ in range(3):
-    digit, about = demo_model.digit(BY_CLASS, label='3')
+    digit, about = demo_model.source('digit', BY_CLASS, label='3')
     assert about.endswith('(3)')
-    image, about = demo_model.image(RANDOM)
+    image, about = demo_model.source('image', RANDOM)
     assert image.shape == (32, 32, 3) and about.startswith('CIFAR-10 test')
 
 
 @pytest.mark.parametrize('call, message', [
-    (lambda m: m.digit(BY_INDEX, index=100), r'digit index 100 is out of '
+    (lambda m: m.source('digit', BY_INDEX, index=100), r'digit index 100 is out of '
      r'range: the MNIST test split has 100 \(0 to 99\)'),
-    (lambda m: m.image(BY_INDEX, index=2.5), 'must be a whole number'),
-    (lambda m: m.digit(BY_CLASS, label=None), 'choose a digit class'),
-    (lambda m: m.digit(DRAW, drawing=None), 'canvas is empty'),
-    (lambda m: m.digit(UPLOAD, upload=None), 'no digit uploaded'),
+    (lambda m: m.source('image', BY_INDEX, index=2.5), 'must be a whole number'),
+    (lambda m: m.source('digit', BY_CLASS, label=None), 'choose a digit class'),
+    (lambda m: m.source('digit', DRAW, drawing=None), 'canvas is empty'),
+    (lambda m: m.source('digit', UPLOAD, upload=None), 'no digit uploaded'),
 ])
 def test_bad_choices_get_a_message(demo_model, call, message):
   with pytest.raises(InputError, match=message):
@@ -126,10 +126,10 @@ def test_uploads_are_read_checked_and_resized_as_the_page_says(demo_model,
   not_an_image.write_text('hello')
   with pytest.raises(InputError, match=r'uploaded image \(notes.png\) is not '
                      'an image file; upload a PNG or JPEG'):
-    demo_model.image(UPLOAD, upload=str(not_an_image))
+    demo_model.source('image', UPLOAD, upload=str(not_an_image))
   big = tmp_path / 'big.png'
   Image.fromarray(np.full((64, 48, 3), 90, np.uint8)).save(big)
-  image, about = demo_model.image(UPLOAD, upload=str(big))
+  image, about = demo_model.source('image', UPLOAD, upload=str(big))
   assert image.shape == (32, 32, 3) and 'resized from 48x64 to 32x32' in about
   with pytest.raises(InputError, match=r"mixture must be 32x32: resize it "
                      r".* or tick 'resize to 32x32'"):
@@ -145,8 +145,8 @@ def test_without_test_data_the_choices_say_how_to_get_it(trained_run):
   with pytest.raises(InputError, match='no test data, so no test digit to '
                      'choose: data folder /nowhere does not exist; set '
                      'MIXAE_DATA_DIR.*drawing and uploading work'):
-    model.digit(RANDOM)
-  digit, _ = model.digit(DRAW, drawing=canvas_with_stroke(50, 50, 100, 20))
+    model.source('digit', RANDOM)
+  digit, _ = model.source('digit', DRAW, drawing=canvas_with_stroke(50, 50, 100, 20))
   image = np.zeros((32, 32, 3), np.uint8)
   assert model.mix_and_separate(digit, image).scores['digit']['psnr'] > 0
 

@@ -17,7 +17,7 @@ from conftest import tiny_config
 from mixae_jax import Separator, config_io, evaluate, losses, metrics, models
 from mixae_jax import plots
 from mixae_jax import train, train_state
-from mixae_jax.apps import export, separate
+from mixae_jax.apps import demo_session, export, separate
 from mixae_jax.data import pipeline, preprocessing, sources
 from mixae_jax.errors import ConfigError, DataError, InputError
 
@@ -158,11 +158,31 @@ def test_mnist_twice_trains_evaluates_and_separates_at_28_pixels_grey(
   assert 'the pixel-wise mean of two MNIST images (28×28' in card
   assert 'type: mnist\n' in card and 'cifar10' not in card
   assert Separator.restore(tmp_path / 'model').pair == separator.pair
-  # The demo page is the default pair's: one line says so.
-  from mixae_jax.apps import demo_session  # pylint: disable=g-import-not-at-top
-  with pytest.raises(InputError, match=r'the demo page serves mnist\+cifar10 '
-                     'models only: use --mode=separate'):
-    demo_session.DemoModel.restore(workdir)
+  # The demo page offers the pair's own two sources: MNIST test digits (by
+  # index, by class), drawn or uploaded digits, scored in the better order.
+  model = demo_session.DemoModel.restore(workdir)
+  assert [(slot.role, slot.ways) for slot in model.slots] == [
+      (role, ('random', 'by index', 'by class', 'draw', 'upload'))
+      for role in labels]
+  first, about_first = model.source('digit', demo_session.BY_INDEX, index=5)
+  second, about_second = model.source('image', demo_session.BY_CLASS,
+                                      label='3')
+  np.testing.assert_array_equal(first, datasets.first_test.images[5])
+  assert about_first.startswith('MNIST test digit #5 (')
+  assert about_second.endswith('(3)') and second.shape == (28, 28)
+  shown = model.mix_and_separate(first, second)
+  want = separator.mix_and_separate(first[None], second[None])
+  assert shown.digit.shape == (28, 28, 1)
+  np.testing.assert_allclose(shown.scores['image']['psnr'],
+                             want.scores['image']['psnr'][0], rtol=1e-5)
+  Image.fromarray(np.full((40, 30), 200, np.uint8)).save(tmp_path / 'big.png')
+  with pytest.raises(InputError, match=re.escape(
+      "the uploaded mixture is 30x40; a mixture must be 28x28: resize it "
+      "first (e.g. `convert the uploaded mixture -resize 28x28! out.png`) or "
+      "tick 'resize to 28x28'")):
+    model.separate_upload(str(tmp_path / 'big.png'))
+  assert model.separate_upload(str(tmp_path / 'big.png'),
+                               resize=True).digit.shape == (28, 28, 1)
 
 
 def test_cifar_twice_takes_colour_sources_in_either_order(data_dir):
@@ -259,6 +279,23 @@ def test_a_users_two_folders_train_evaluate_and_separate(data_dir, tmp_path):
                                     inputs=[str(tmp_path / 'mix.png')])
   assert [p.name for p in written] == [
       'mix_textures.png', 'mix_logos.png', 'mix_separation.png']
+  # The demo page: test images at random or by index, uploads resized;
+  # no classes to choose from, nothing to draw.
+  model = demo_session.DemoModel.restore(workdir)
+  assert [(slot.role, slot.ways) for slot in model.slots] == [
+      (role, ('random', 'by index', 'upload')) for role in ('textures', 'logos')]
+  texture, about = model.source('digit', demo_session.BY_INDEX, index=2)
+  assert about == 'textures test image #2'
+  np.testing.assert_array_equal(texture, datasets.first_test.images[2])
+  logo, about = model.source('image', demo_session.UPLOAD,
+                             upload=str(tmp_path / 'mix.png'))
+  assert logo.shape == (32, 32, 3) and about == 'mix.png'
+  assert set(model.mix_and_separate(texture, logo).scores) == {'digit',
+                                                               'image'}
+  with pytest.raises(InputError, match=re.escape(
+      "'by class' cannot choose the logos; choose one of random, by index, "
+      'upload')):
+    model.source('image', demo_session.BY_CLASS, label='0')
 
 
 def test_bad_image_folders_are_one_line_each(data_dir, tmp_path):

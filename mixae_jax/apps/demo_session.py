@@ -1,10 +1,11 @@
 """What the demo page does, without the page: choose sources, mix, separate, score.
 
 `DemoModel` holds a restored `Separator` and, when the data is there, the
-MNIST and CIFAR-10 test splits. Its methods take what the page's widgets give
-(a source's name, an index, a class, a drawing, an uploaded file) and return
-uint8 sources or a `Separation`; bad input raises `InputError` with a
-message the page shows. It mixes, separates and scores through
+test splits of its two sources (MNIST and CIFAR-10 for the default model;
+any pair a run names, `SourceSlot`). Its methods take what the page's
+widgets give (a way of choosing, an index, a class, a drawing, an uploaded
+file) and return uint8 sources or a `Separation`; bad input raises
+`InputError` with a message the page shows. It mixes, separates and scores through
 `Separator.mix_and_separate`, as ``--mode=separate`` does, and needs no web
 library, so the tests call it directly.
 """
@@ -22,22 +23,68 @@ from mixae_jax import config_io
 from mixae_jax.apps import drawn_digits
 from mixae_jax.apps import image_io
 from mixae_jax.data import pipeline
-from mixae_jax.data import preprocessing
 from mixae_jax.data import sources
 from mixae_jax.errors import DataError, InputError
 from mixae_jax.inference import Separator
 
 RANDOM, BY_INDEX, BY_CLASS, DRAW, UPLOAD = (
     'random', 'by index', 'by class', 'draw', 'upload')
-DIGIT_SOURCES = (RANDOM, BY_INDEX, BY_CLASS, DRAW, UPLOAD)
-IMAGE_SOURCES = (RANDOM, BY_INDEX, BY_CLASS, UPLOAD)
-DIGIT_CLASSES = tuple(str(k) for k in range(10))
-IMAGE_CLASSES = pipeline.CIFAR10_CLASSES
+# Full names of the datasets, for the page.
+_TITLES = {'mnist': 'MNIST', 'cifar10': 'CIFAR-10'}
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSlot:
+  """One of the two sources, as the page offers it.
+
+  Attributes:
+    kind: 'digit' (the first source) or 'image' (the second): the key of its
+      widgets, scores and `image_io` kind, whatever the pair.
+    role: how the page names it ('digit', 'image', 'mnist_1', 'textures'...).
+    dataset: where its test images come from.
+  """
+  kind: str
+  role: str
+  dataset: sources.Dataset
+
+  @property
+  def mnist(self) -> bool:
+    """Whether it is an MNIST digit: drawn or uploaded digits are made
+    MNIST-like (scaled and centred)."""
+    return self.dataset.name == 'mnist'
+
+  @property
+  def title(self) -> str:
+    """The dataset's name as people write it (a folder's own name)."""
+    return _TITLES.get(self.dataset.name, self.dataset.short_name)
+
+  @property
+  def heading(self) -> str:
+    """The role as a heading: 'Digit', 'Textures'; 'mnist_1' as it is."""
+    return self.role.capitalize() if self.role.isalpha() else self.role
+
+  @property
+  def noun(self) -> str:
+    return 'digit' if self.mnist else 'image'
+
+  @property
+  def ways(self) -> tuple[str, ...]:
+    """How the page can choose it: by class only where there are classes,
+    drawn only where it is a digit."""
+    return ((RANDOM, BY_INDEX) + ((BY_CLASS,) if self.dataset.classes else ())
+            + ((DRAW,) if self.mnist else ()) + (UPLOAD,))
+
+
+def slots(pair: sources.Pair) -> tuple[SourceSlot, SourceSlot]:
+  """The page's two sources for a model of `pair`."""
+  return tuple(SourceSlot(kind, role, dataset) for kind, role, dataset in
+               zip(('digit', 'image'), pair.roles, (pair.first, pair.second)))
 
 
 @dataclasses.dataclass
 class Separation:
-  """One separation, as the page shows it (float32 [32, 32, 3] in [0, 1])."""
+  """One separation, as the page shows it (float32 [H, W, C] in [0, 1], the
+  model's layout; ``digit``/``image`` are the first and second source)."""
   mixture: np.ndarray
   digit: np.ndarray
   image: np.ndarray
@@ -56,13 +103,16 @@ class DemoModel:
                data_problem: str | None = None, seed: int | None = None):
     """Args:
       separator: the model.
-      test_sets: the MNIST / CIFAR-10 test splits, or None.
+      test_sets: the test splits of its sources, or None.
       data_problem: why `test_sets` is None, for the page.
       seed: for the random choices (None: fresh each start).
     """
     self.separator = separator
     self.test_sets = test_sets
     self.data_problem = data_problem
+    self.pair = separator.pair
+    self.slots = slots(self.pair)
+    self._kinds = image_io.expectations(self.pair)
     self._rng = np.random.default_rng(seed)
 
   @classmethod
@@ -73,12 +123,6 @@ class DemoModel:
       CheckpointError: `workdir` holds no usable model.
     """
     separator = Separator.restore(workdir, batch_size=1)
-    if separator.pair != sources.DEFAULT:
-      # The page draws digits and picks CIFAR-10 classes: the default pair's.
-      raise InputError(
-          f'{workdir} separates {"+".join(separator.pair.names)}; the demo '
-          'page serves mnist+cifar10 models only: use --mode=separate (or '
-          'Separator in Python) for this one')
     config = config_io.load(workdir)
     try:
       test_sets, problem = pipeline.load_datasets(config.data,
@@ -92,93 +136,111 @@ class DemoModel:
 
   def warm_up(self) -> None:
     """Compiles every path a request takes, so that none waits for XLA."""
-    image = np.zeros((32, 32, 3), np.uint8)
-    for size in (preprocessing.MNIST_SIZE, preprocessing.IMAGE_SIZE):
-      self.mix_and_separate(np.zeros((size, size), np.uint8), image)
-    self.separator(np.zeros((32, 32, 3), np.float32))
+    second = self._blank(self.slots[1], self.pair.second.size)
+    for size in self._kinds['digit'][0]:  # Digits of 28 and 32 differ.
+      self.mix_and_separate(self._blank(self.slots[0], size), second)
+    self.separator(np.zeros(self.pair.layout.shape, np.float32))
+
+  @staticmethod
+  def _blank(slot: SourceSlot, size: int) -> np.ndarray:
+    channels = () if slot.dataset.channels == 1 else (3,)
+    return np.zeros((size, size) + channels, np.uint8)
 
   # The sources.
 
-  def _split(self, what: str):
-    if self.test_sets is None:
-      raise InputError(f'no test data, so no test {what} to choose: '
-                       f'{self.data_problem}. Restart the demo with the data '
-                       'in place; drawing and uploading work without it')
-    return (self.test_sets.first_test if what == 'digit'
-            else self.test_sets.second_test)
-
-  def _pick(self, what: str, how: str, index, label: str | None,
-            names: tuple[str, ...]) -> tuple[np.ndarray, str]:
-    """A test digit or image, chosen at random, by index or by class."""
-    split = self._split(what)
-    dataset = 'MNIST' if what == 'digit' else 'CIFAR-10'
-    n = len(split.images)
-    if how == BY_INDEX:
-      if index is None or float(index) != int(float(index)):
-        raise InputError(f'the {what} index must be a whole number from 0 to '
-                         f'{n - 1:,}, got {index!r}')
-      index = int(float(index))
-      if not 0 <= index < n:
-        raise InputError(f'{what} index {index:,} is out of range: the '
-                         f'{dataset} test split has {n:,} (0 to {n - 1:,})')
-    elif how == BY_CLASS:
-      if label not in names:
-        raise InputError(f'choose a {what} class, one of {", ".join(names)}')
-      index = int(self._rng.choice(
-          np.flatnonzero(split.labels == names.index(label))))
-    else:
-      index = int(self._rng.integers(n))
-    return split.images[index], (f'{dataset} test {what} #{index} '
-                                 f'({names[split.labels[index]]})')
-
-  def digit(self, how: str, index=None, label: str | None = None,
-            drawing: np.ndarray | None = None,
-            upload: str | None = None) -> tuple[np.ndarray, str]:
-    """The digit the page's controls name: uint8 [28, 28] (or [32, 32]).
+  def source(self, kind: str, how: str, index=None, label: str | None = None,
+             drawing: np.ndarray | None = None,
+             upload: str | None = None) -> tuple[np.ndarray, str]:
+    """The source the page's controls name, as uint8 at its dataset's size.
 
     Args:
-      how: one of `DIGIT_SOURCES`.
-      index: the test digit's index, for BY_INDEX.
-      label: the class ('0'..'9'), for BY_CLASS.
+      kind: 'digit' for the first source, 'image' for the second (the
+        default pair's names; `SourceSlot.kind`).
+      how: one of its slot's `ways`.
+      index: the test image's index, for BY_INDEX.
+      label: its class name, for BY_CLASS.
       drawing: the canvas, uint8 [H, W, 4] (dark strokes), for DRAW.
       upload: an image file's path, for UPLOAD.
 
     Returns:
-      The digit and a description of where it came from.
+      The source (grey [H, W] or RGB [H, W, 3]) and where it came from.
     """
+    slot = self._slot(kind)
+    if how not in slot.ways:
+      raise InputError(f'{how!r} cannot choose the {slot.role}; choose one of '
+                       f'{", ".join(slot.ways)}')
     if how == DRAW:
       if drawing is None:
-        raise InputError('the canvas is empty: draw a digit first (or choose '
-                         'another digit source)')
+        raise InputError(f'the canvas is empty: draw a {slot.noun} first (or '
+                         f'choose another {slot.role} source)')
       digit, notes = drawn_digits.digit_from_picture(drawing, keep_mnist=False)
       return digit, 'your drawing, ' + notes[-1]
     if how == UPLOAD:
-      digit, notes = drawn_digits.digit_from_picture(
-          np.asarray(_open_upload(upload, 'digit').convert('RGBA')))
-      return digit, f'{pathlib.Path(upload).name}' + ''.join(
-          f'; {n}' for n in notes)
-    return self._pick('digit', how, index, label, DIGIT_CLASSES)
+      return self._upload(slot, upload)
+    return self._pick(slot, how, index, label)
 
-  def image(self, how: str, index=None, label: str | None = None,
-            upload: str | None = None) -> tuple[np.ndarray, str]:
-    """The image the page's controls name: uint8 [32, 32, 3]; see `digit`."""
-    if how == UPLOAD:
-      picture = _open_upload(upload, 'image')
-      image = image_io.image_to_array(picture, 'the uploaded image', 'image',
-                                      resize=True)
-      note = ('' if picture.size == (32, 32) else
-              f'; resized from {picture.size[0]}x{picture.size[1]} to 32x32')
-      return image, pathlib.Path(upload).name + note
-    return self._pick('image', how, index, label, IMAGE_CLASSES)
+  def _slot(self, kind: str) -> SourceSlot:
+    for slot in self.slots:
+      if slot.kind == kind:
+        return slot
+    raise ValueError(f'kind={kind!r}: use digit or image')
+
+  def _upload(self, slot: SourceSlot, upload: str | None
+              ) -> tuple[np.ndarray, str]:
+    picture = _open_upload(upload, slot.role)
+    name = pathlib.Path(upload).name
+    if slot.mnist:
+      digit, notes = drawn_digits.digit_from_picture(
+          np.asarray(picture.convert('RGBA')))
+      return digit, name + ''.join(f'; {n}' for n in notes)
+    image = image_io.image_to_array(picture, f'the uploaded {slot.role}',
+                                    slot.kind, resize=True, kinds=self._kinds)
+    size = image.shape[0]
+    note = ('' if picture.size == (size, size) else
+            f'; resized from {picture.size[0]}x{picture.size[1]} to '
+            f'{size}x{size}')
+    return image, name + note
+
+  def _pick(self, slot: SourceSlot, how: str, index,
+            label: str | None) -> tuple[np.ndarray, str]:
+    """A test image of `slot`'s source, at random, by index or by class."""
+    if self.test_sets is None:
+      raise InputError(f'no test data, so no test {slot.noun} to choose: '
+                       f'{self.data_problem}. Restart the demo with the data '
+                       'in place; drawing and uploading work without it')
+    split = (self.test_sets.first_test if slot.kind == 'digit'
+             else self.test_sets.second_test)
+    names = slot.dataset.classes
+    n = len(split.images)
+    if how == BY_INDEX:
+      if index is None or float(index) != int(float(index)):
+        raise InputError(f'the {slot.role} index must be a whole number from '
+                         f'0 to {n - 1:,}, got {index!r}')
+      index = int(float(index))
+      if not 0 <= index < n:
+        raise InputError(f'{slot.role} index {index:,} is out of range: the '
+                         f'{slot.title} test split has {n:,} (0 to {n - 1:,})')
+    elif how == BY_CLASS:
+      if label not in names:
+        raise InputError(f'choose a {slot.role} class, one of '
+                         f'{", ".join(names)}')
+      index = int(self._rng.choice(
+          np.flatnonzero(split.labels == names.index(label))))
+    else:
+      index = int(self._rng.integers(n))
+    about = f'{slot.title} test {slot.noun} #{index}'
+    if names:
+      about += f' ({names[split.labels[index]]})'
+    return split.images[index], about
 
   # Separation.
 
-  def mix_and_separate(self, digit: np.ndarray,
-                       image: np.ndarray) -> Separation:
+  def mix_and_separate(self, first: np.ndarray,
+                       second: np.ndarray) -> Separation:
     """Mixes uint8 sources as training does, separates, scores
     (`Separator.mix_and_separate`)."""
     start = time.perf_counter()
-    result = self.separator.mix_and_separate(digit[None], image[None])
+    result = self.separator.mix_and_separate(first[None], second[None])
     scores = {source: {name: float(s[name][0]) for name in ('psnr', 'ssim')}
               for source, s in result.scores.items()}
     return Separation(mixture=result.mixture[0], digit=result.digit[0],
@@ -188,11 +250,15 @@ class DemoModel:
 
   def separate_upload(self, upload: str | None,
                       resize: bool = False) -> Separation:
-    """Separates an uploaded 32x32 RGB mixture, as ``--mode=separate``."""
+    """Separates an uploaded mixture in the model's layout, as
+    ``--mode=separate`` does."""
     picture = _open_upload(upload, 'mixture')
+    layout = self.pair.layout
     mixture = image_io.image_to_array(
         picture, 'the uploaded mixture', 'mixture', resize=resize,
-        resize_hint="or tick 'resize to 32x32'").astype(np.float32) / 255
+        resize_hint=f"or tick 'resize to {layout.size}x{layout.size}'",
+        kinds=self._kinds)
+    mixture = mixture.reshape(layout.shape).astype(np.float32) / 255
     start = time.perf_counter()
     digit, image = self.separator(mixture)
     return Separation(mixture=mixture, digit=digit, image=image,
