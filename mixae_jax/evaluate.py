@@ -36,22 +36,9 @@ NUM_SAMPLE_ROWS = 10
 def separate_pairs(state: Any, first: jax.Array, second: jax.Array,
                    pair: sources.Pair = sources.DEFAULT
                    ) -> tuple[preprocessing.Mixtures, jax.Array, jax.Array]:
-  """Mixes uint8 source images, separates the mixtures, and aligns the
-  estimates with the sources.
-
-  For a pair without roles (one dataset twice) the estimates of each pair
-  are swapped where the swap matches the sources better (higher mean PSNR,
-  `metrics.best_ordering`), as the published separators are scored.
-
-  Returns:
-    The mixtures with their sources, and the first and second estimates.
-  """
-  mix = preprocessing.make_mixtures(first, second, pair)
-  estimate_1, estimate_2 = separate(state, mix.mixture)
-  if pair.permutation_invariant:
-    estimate_1, estimate_2 = metrics.align((estimate_1, estimate_2),
-                                           (mix.first, mix.second))
-  return mix, estimate_1, estimate_2
+  """`inference.mix_separate_align` with the model of `state`."""
+  return inference.mix_separate_align(functools.partial(separate, state),
+                                      first, second, pair)
 
 
 @functools.partial(jax.jit, static_argnames='pair')

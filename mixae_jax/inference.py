@@ -12,7 +12,7 @@ the trainer nor the optimizer is imported.
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import jax
@@ -53,6 +53,36 @@ def separate(state: Any, mixture: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 # One compiled inference function for eval figures and `Separator`.
 separate_jitted = jax.jit(separate)
+
+
+def mix_separate_align(separate_fn: Callable[[Any], tuple[Any, Any]],
+                       first: Any, second: Any,
+                       pair: sources.Pair = sources.DEFAULT
+                       ) -> tuple[preprocessing.Mixtures, Any, Any]:
+  """Mixes uint8 sources as training does, separates the mixtures, and
+  aligns the estimates with the sources: the path the eval, `Separator`
+  and the demo share.
+
+  For a pair without roles (one dataset twice) the estimates of each pair
+  are swapped where the swap matches the sources better (higher mean PSNR,
+  `metrics.align`), as the published separators are scored.
+
+  Args:
+    separate_fn: mixtures -> (first, second) estimates (e.g. `separate` with
+      a state, or a `Separator`).
+    first: uint8 images of the first source, e.g. [N, 28, 28] MNIST digits.
+    second: uint8 images of the second, e.g. [N, 32, 32, 3] CIFAR-10 images.
+    pair: the sources.
+
+  Returns:
+    The mixtures with their sources, and the first and second estimates.
+  """
+  mix = preprocessing.make_mixtures(first, second, pair)
+  estimate_1, estimate_2 = separate_fn(mix.mixture)
+  if pair.permutation_invariant:
+    estimate_1, estimate_2 = metrics.align((estimate_1, estimate_2),
+                                           (mix.first, mix.second))
+  return mix, estimate_1, estimate_2
 
 
 def abstract_variables(model: flax.linen.Module,
@@ -212,8 +242,8 @@ class Separator:
                        images: np.ndarray) -> Separation:
     """Mixes uint8 sources as training does, separates and scores them.
 
-    The one path from sources to scores that evaluation's figures,
-    ``--mode=separate`` and the demo page share. Digits of another size
+    ``--mode=separate`` and the demo page score through it; it mixes and
+    aligns as the eval does (`mix_separate_align`). Digits of another size
     than the model assumes (see `for_digit_size`) are separated without
     that assumption.
 
@@ -225,14 +255,14 @@ class Separator:
     For two sources of one dataset the estimates come back in the order
     that matches the given sources best (as they are scored).
     """
-    mix = preprocessing.make_mixtures(digits, images, self.pair)
-    mixture = np.asarray(mix.mixture)
-    digit, image = self.for_digit_size(np.shape(digits)[1])(mixture)
-    if self.pair.permutation_invariant:
-      digit, image = (np.asarray(x) for x in metrics.align(
-          (digit, image), (mix.first, mix.second)))
+    separator = self.for_digit_size(np.shape(digits)[1])
+    mix, digit, image = mix_separate_align(
+        lambda mixture: separator(np.asarray(mixture)), digits, images,
+        self.pair)
+    digit, image = np.asarray(digit), np.asarray(image)
     scores = jax.device_get(_score(digit, image, mix.first, mix.second))
-    return Separation(mixture=mixture, digit=digit, image=image,
+    return Separation(mixture=np.asarray(mix.mixture), digit=digit,
+                      image=image,
                       true_digit=np.asarray(mix.first),
                       true_image=np.asarray(mix.second), scores=scores)
 

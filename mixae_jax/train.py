@@ -223,7 +223,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
           scalars['images_per_sec'] = interval_steps * config.batch_size / (
               time.perf_counter() - interval_start)
           writer.write_scalars(step, scalars, kind='train')
-          _report(progress, step, config.num_train_steps, scalars)
+          _report(progress, step, config.num_train_steps, scalars,
+                  eval_set.pair.roles)
           history = []
           if distributed.is_primary():
             (workdir / writers.PENDING_METRICS_FILE).unlink(missing_ok=True)
@@ -295,12 +296,13 @@ def _stop_now(stop: interrupts.StopSignals, step: int,
 
 
 def _report(progress: tqdm.tqdm, step: int, total: int,
-            scalars: dict[str, float]) -> None:
-  """Shows a log step on the progress bar, or as a log line without one."""
+            scalars: dict[str, float], roles: tuple[str, str]) -> None:
+  """Shows a log step on the progress bar, or as a log line without one
+  (each source's MSE under its name, `sources.Pair.roles`)."""
   if progress.disable:
-    logging.info('step %d/%d  loss %.5f  (digit %.5f, image %.5f)  %.0f img/s',
-                 step, total, scalars['loss'], scalars['digit_mse'],
-                 scalars['image_mse'], scalars['images_per_sec'])
+    logging.info('step %d/%d  loss %.5f  (%s %.5f, %s %.5f)  %.0f img/s',
+                 step, total, scalars['loss'], roles[0], scalars['digit_mse'],
+                 roles[1], scalars['image_mse'], scalars['images_per_sec'])
     return
   progress.set_postfix(loss=f'{scalars["loss"]:.5f}',
                        img_s=f'{scalars["images_per_sec"]:.0f}', refresh=False)
