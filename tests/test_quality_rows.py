@@ -30,9 +30,10 @@ def test_each_row_overrides_existing_fields_with_valid_values(row):
         list(value) if isinstance(value, tuple) else value), key
 
 
-def test_compute_rows_share_timings_only_with_rows_of_the_same_step():
-  by_name = {row.name: row for row in quality.COMPUTE}
-  for row in quality.COMPUTE:
+@pytest.mark.parametrize('rows', [quality.COMPUTE, quality.PAIRS])
+def test_equal_time_rows_share_timings_only_with_rows_of_the_same_step(rows):
+  by_name = {row.name: row for row in rows}
+  for row in rows:
     if row.timed_as:
       timed = by_name[row.timed_as]
       assert timed.timed_as is None
@@ -84,8 +85,8 @@ def test_reuse_keeps_a_run_that_predates_a_field_and_not_a_changed_one(tmp_path)
 
 def _result(row, digit_psnr, extra):
   cell = {'psnr': digit_psnr, 'ssim': 0.5, 'mse': 0.01}
-  return {'row': row, 'mnist': cell, 'cifar10': dict(cell, psnr=10.0),
-          'extra': extra}
+  return {'row': row, 'labels': ['mnist', 'cifar10'], 'mnist': cell,
+          'cifar10': dict(cell, psnr=10.0), 'extra': extra}
 
 
 def test_summary_keeps_protocol_scores_apart_from_own_objective():
@@ -121,3 +122,17 @@ def test_the_papers_pairing_and_mixture_baseline_follow_their_protocol():
   finite = np.isfinite(want)
   assert got['pairs'] == finite.sum() and got['identical'] == (~finite).sum()
   assert got['psnr'] == pytest.approx(want[finite].mean(), rel=1e-4)
+
+
+def test_rows_of_another_pair_are_tabled_and_summarised_by_its_sources():
+  cell = {'psnr': 18.5, 'ssim': 0.7, 'mse': 0.01}
+  result = {'row': 'cifar_mse', 'what': 'w', 'trained': '10 x 64',
+            'seconds': 60.0, 'labels': ['cifar10_1', 'cifar10_2'],
+            'cifar10_1': cell, 'cifar10_2': dict(cell, ssim=0.6),
+            'baseline': {'cifar10_1': cell, 'cifar10_2': cell}, 'extra': {}}
+  assert quality.summary([result]) == {'cifar_mse': {
+      'cifar10_1_psnr': 18.5, 'cifar10_1_ssim': 0.7,
+      'cifar10_2_psnr': 18.5, 'cifar10_2_ssim': 0.6}}
+  header, _, _, row = quality.table([result]).splitlines()
+  assert 'cifar10_1 PSNR | cifar10_1 SSIM | cifar10_2 PSNR' in header
+  assert '| 18.50 | 0.7000 | 18.50 | 0.6000 | 1.0 min |' in row
