@@ -3,8 +3,9 @@
   python launch.py --config=configs/cifar_cifar.py --workdir=runs/cifar_cifar
   python launch.py --config=configs/cifar_cifar.py:gpu --workdir=runs/cifar_cifar
 
-configs/mnist_mnist.py's recipe and lengths for CIFAR-10 twice (32x32 RGB;
-our copy is JPEG re-encoded, ../shared/data/README.md). A pair of one
+configs/mnist_mnist.py's recipe for CIFAR-10 twice (32x32 RGB; our copy is
+JPEG re-encoded, ../shared/data/README.md), its GPU length, and a CPU length
+that fills the issue's 90 minutes of 2 CPU cores (docs/papers.md). A pair of one
 dataset has no first image: the loss and the scores take each pair in the
 better of its two orders. The eval pairs the 10,000 test images as LASS
 pairs MNIST (docs/papers.md): image i with image
@@ -22,4 +23,6 @@ def get_config(length: str = 'cpu') -> ml_collections.ConfigDict:
   config.data.sources = ('cifar10', 'cifar10')
   # Colour sources: both decoders predict RGB.
   config.model.digit_channels = 3
+  if length == 'cpu':
+    config.num_train_steps = 16_000
   return config
