@@ -15,8 +15,8 @@ from mixae_jax import train
      'a CPU'),
     (1_000_000, 0.5, 'gpu', 'this run has 1,000,000 steps to go: about 5.8 '
      'days on this GPU (0.5 s a step)'),
-    (3_000, 1.25, 'cpu', 'about 62 min on this CPU'),
-    (3_600, 1.0, 'cpu', None),  # An hour is not long.
+    (5_000, 1.25, 'cpu', 'about 104 min on this CPU'),
+    (5_400, 1.0, 'cpu', None),  # 90 minutes is not long: a CPU recipe's.
     (100, 0.01, 'tpu', None),
 ])
 def test_the_note_names_the_estimate_and_the_config_sized_for_the_device(
