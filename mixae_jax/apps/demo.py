@@ -6,11 +6,11 @@
 Pick or draw a digit, pick or upload an image (or upload a mixture alone),
 and the page shows the mixture, both recovered sources, the truths, PSNR and
 SSIM per source and an error map. A model of other sources (MNIST twice,
-CIFAR-10 twice, a user's folders) gets the same page for its own two:
-test images at random, by index or by class where the source has classes,
-digits drawn where it is MNIST, uploads. The page is Gradio's (an optional extra);
-what it does lives in `mixae_jax.apps.demo_session`. It runs offline: no analytics,
-no update check, no fonts or scripts from the network.
+CIFAR-10 twice, a user's folders) gets the same page for its own two: test
+images at random, by index or by class where the source has classes, digits
+drawn where it is MNIST, uploads. The page is Gradio's (an optional extra);
+what it does lives in `mixae_jax.apps.demo_session`. It runs offline: no
+analytics, no update check, no fonts or scripts from the network.
 """
 
 import os
