@@ -1,6 +1,7 @@
 """Any two sources: MNIST twice at 28x28 grey, CIFAR-10 twice, the pair's
 layout, permutation-invariant loss and scores, and the one-line errors."""
 
+import importlib.util
 import json
 import pathlib
 import re
@@ -296,6 +297,18 @@ def test_a_users_two_folders_train_evaluate_and_separate(data_dir, tmp_path):
       "'by class' cannot choose the logos; choose one of random, by index, "
       'upload')):
     model.source('image', demo_session.BY_CLASS, label='0')
+  if importlib.util.find_spec('gradio'):  # The page (the demo extra) too.
+    from mixae_jax.apps import demo  # pylint: disable=g-import-not-at-top
+    page = demo.build_page(model)
+    radios = {block.elem_id: [choice for _, choice in block.choices]
+              for block in page.blocks.values()
+              if block.elem_id in ('digit-source', 'image-source')}
+    assert radios == {'digit-source': ['random', 'by index', 'upload'],
+                      'image-source': ['random', 'by index', 'upload']}
+    labels = {block.label for block in page.blocks.values()
+              if getattr(block, 'label', None)}
+    assert {'recovered textures', 'true logos', 'Textures',
+            'mixture (32x32 RGB)'} <= labels
 
 
 def test_bad_image_folders_are_one_line_each(data_dir, tmp_path):
