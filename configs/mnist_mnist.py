@@ -39,7 +39,7 @@ def get_config(length: str = 'cpu') -> ml_collections.ConfigDict:
     # The cpu run's weights; a new seed, and a second, lower cosine cycle.
     config.init_from = 'runs/mnist_mnist'
     config.seed = 1
-    config.num_train_steps = 6_000
+    config.num_train_steps = 4_000
     config.optimizer.learning_rate = 4e-3
     config.optimizer.warmup_steps = 200
   elif length == 'gpu':
