@@ -74,20 +74,25 @@ def test_released_model_restores_from_the_repo_without_data():
   assert np.isfinite(digits).all() and np.isfinite(images).all()
 
 
-def test_the_mnist_pair_release_restores_from_its_folder_alone():
+@pytest.mark.parametrize('name, dataset, size, channels', [
+    ('mnist_mnist', 'mnist', 28, 1), ('cifar_cifar', 'cifar10', 32, 3)])
+def test_each_published_pairs_release_restores_from_its_folder_alone(
+    name, dataset, size, channels):
   from mixae_jax import Separator
-  folder = REPO / 'pretrained' / 'mnist_mnist'
-  size = sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
-  assert size <= 5 * 2**20, f'{folder} is {size / 2**20:.1f} MiB'
+  folder = REPO / 'pretrained' / name
+  total = sum(f.stat().st_size for f in folder.rglob('*') if f.is_file())
+  assert total <= 5 * 2**20, f'{folder} is {total / 2**20:.1f} MiB'
   separator = Separator.restore(folder)
-  assert separator.pair.names == ('mnist', 'mnist')
-  first, second = separator(np.full((2, 28, 28, 1), 0.3, np.float32))
-  assert first.shape == second.shape == (2, 28, 28, 1)
+  assert separator.pair.names == (dataset, dataset)
+  shape = (2, size, size, channels)
+  first, second = separator(np.full(shape, 0.3, np.float32))
+  assert first.shape == second.shape == shape
   # The consistent head: the two estimates average to the mixture.
   np.testing.assert_allclose((first + second) / 2, 0.3, atol=1e-6)
   published = json.loads((folder / 'eval_metrics.json').read_text())
   assert (published['num_pairs'], published['pairing_seed']) == (10_000, 100)
-  psnr = (published['mnist_1']['psnr'] + published['mnist_2']['psnr']) / 2
+  psnr = (published[f'{dataset}_1']['psnr']
+          + published[f'{dataset}_2']['psnr']) / 2
   assert f'{psnr:.2f} dB' in (REPO / 'README.md').read_text()
 
 
