@@ -17,14 +17,11 @@ import ml_collections
 from configs import mnist_mnist
 
 
-# The CPU length alone fills the 90 minutes: no fine-tuning stage.
-LENGTHS = ('cpu', 'gpu')
+LENGTHS = mnist_mnist.LENGTHS
 
 
 def get_config(length: str = 'cpu') -> ml_collections.ConfigDict:
   """The CIFAR-10+CIFAR-10 configuration; `length` is one of `LENGTHS`."""
-  if length not in LENGTHS:
-    raise ValueError(f'length={length!r}: use one of {LENGTHS}')
   config = mnist_mnist.get_config(length)
   config.data.sources = ('cifar10', 'cifar10')
   # Colour sources: both decoders predict RGB.

@@ -1,7 +1,6 @@
 """Two MNIST digits from their mean: the published separators' MNIST task.
 
   python launch.py --config=configs/mnist_mnist.py --workdir=runs/mnist_mnist
-  python launch.py --config=configs/mnist_mnist.py:finetune --workdir=runs/mnist_mnist_ft
   python launch.py --config=configs/mnist_mnist.py:gpu --workdir=runs/mnist_mnist
 
 Both sources are MNIST, at its own 28x28 in grey (the U-Net pads to 32
@@ -12,9 +11,8 @@ test digit ``default_rng(100).permutation(10000)[i]``;
 ``python -m benchmarks.quality --set=papers`` sets the run beside the
 published figures.
 
-Lengths: ``cpu`` (the default) and then ``finetune`` (from the ``cpu``
-run's folder, afresh from a lower peak) are sized for 2 CPU cores within
-about 90 minutes together; ``gpu`` for a lent GPU. Measured lengths and
+Lengths: ``cpu`` (the default) is sized for 2 CPU cores within about 90
+minutes; ``gpu`` for a lent GPU. Measured lengths and
 scores: docs/papers.md.
 """
 
@@ -22,7 +20,7 @@ import ml_collections
 
 from configs import quick
 
-LENGTHS = ('cpu', 'finetune', 'gpu')
+LENGTHS = ('cpu', 'gpu')
 
 
 def get_config(length: str = 'cpu') -> ml_collections.ConfigDict:
@@ -35,13 +33,6 @@ def get_config(length: str = 'cpu') -> ml_collections.ConfigDict:
   config.eval.pairing_seed = 100  # LASS's pairing (docs/papers.md).
   if length == 'cpu':
     config.num_train_steps = 12_000
-  elif length == 'finetune':
-    # The cpu run's weights; a new seed, and a second, lower cosine cycle.
-    config.init_from = 'runs/mnist_mnist'
-    config.seed = 1
-    config.num_train_steps = 4_000
-    config.optimizer.learning_rate = 4e-3
-    config.optimizer.warmup_steps = 200
   elif length == 'gpu':
     config.model.widths = (32, 64, 128, 256)
     config.batch_size = 128
