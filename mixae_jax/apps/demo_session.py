@@ -5,9 +5,9 @@ test splits of its two sources (MNIST and CIFAR-10 for the default model;
 any pair a run names, `SourceSlot`). Its methods take what the page's
 widgets give (a way of choosing, an index, a class, a drawing, an uploaded
 file) and return uint8 sources or a `Separation`; bad input raises
-`InputError` with a message the page shows. It mixes, separates and scores through
-`Separator.mix_and_separate`, as ``--mode=separate`` does, and needs no web
-library, so the tests call it directly.
+`InputError` with a message the page shows. It mixes, separates and scores
+through `Separator.mix_and_separate`, as ``--mode=separate`` does, and needs
+no web library, so the tests call it directly.
 """
 
 import dataclasses
