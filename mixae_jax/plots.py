@@ -98,7 +98,8 @@ def loss_curves(records: Sequence[Mapping[str, Any]],
   records = sorted(latest.values(), key=lambda r: r['step'])
   train = [r for r in records if r.get('kind') == 'train'
            and isinstance(r.get('loss'), (int, float))]
-  evals = [r for r in records if r.get('kind') == 'eval' and metrics.source_labels(r)]
+  evals = [r for r in records
+           if r.get('kind') == 'eval' and metrics.source_labels(r)]
   fig, (ax_loss, ax_psnr) = subplots(1, 2, figsize=(11, 4))
   if train:
     ax_loss.plot([r['step'] for r in train], [r['loss'] for r in train])

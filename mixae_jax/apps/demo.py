@@ -108,7 +108,7 @@ class _SourceControls:
     kind, ways = slot.kind, slot.ways
     self.how = gr.Radio(list(ways), value=ways[0],
                         label=slot.heading, elem_id=f'{kind}-source')
-    self.index = gr.Number(0, precision=0, label=f'{slot.title} test index',
+    self.index = gr.Number(0, precision=0, label=f'{slot.dataset.title} test index',
                            visible=False, elem_id=f'{kind}-index')
     classes = slot.dataset.classes or ('',)
     self.label = gr.Dropdown(list(classes), value=classes[-1], label='class',

@@ -29,8 +29,6 @@ from mixae_jax.inference import Separator
 
 RANDOM, BY_INDEX, BY_CLASS, DRAW, UPLOAD = (
     'random', 'by index', 'by class', 'draw', 'upload')
-# Full names of the datasets, for the page.
-_TITLES = {'mnist': 'MNIST', 'cifar10': 'CIFAR-10'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,11 +50,6 @@ class SourceSlot:
     """Whether it is an MNIST digit: drawn or uploaded digits are made
     MNIST-like (scaled and centred)."""
     return self.dataset.name == 'mnist'
-
-  @property
-  def title(self) -> str:
-    """The dataset's name as people write it (a folder's own name)."""
-    return _TITLES.get(self.dataset.name, self.dataset.short_name)
 
   @property
   def heading(self) -> str:
@@ -219,7 +212,7 @@ class DemoModel:
       index = int(float(index))
       if not 0 <= index < n:
         raise InputError(f'{slot.role} index {index:,} is out of range: the '
-                         f'{slot.title} test split has {n:,} (0 to {n - 1:,})')
+                         f'{slot.dataset.title} test split has {n:,} (0 to {n - 1:,})')
     elif how == BY_CLASS:
       if label not in names:
         raise InputError(f'choose a {slot.role} class, one of '
@@ -228,7 +221,7 @@ class DemoModel:
           np.flatnonzero(split.labels == names.index(label))))
     else:
       index = int(self._rng.integers(n))
-    about = f'{slot.title} test {slot.noun} #{index}'
+    about = f'{slot.dataset.title} test {slot.noun} #{index}'
     if names:
       about += f' ({names[split.labels[index]]})'
     return split.images[index], about

@@ -19,7 +19,6 @@ CARD_FILE = 'README.md'
 SOURCES = (('mnist', 'digit', 'MNIST test digits (28→32, 3 channels)'),
            ('cifar10', 'image',
             'CIFAR-10 test images (the JPEG re-encoded copy)'))
-_NAMES = {'mnist': 'MNIST', 'cifar10': 'CIFAR-10'}
 _TEST_DATA = {'mnist': 'MNIST test digits (28×28, grey)',
               'cifar10': 'CIFAR-10 test images (the JPEG re-encoded copy)'}
 
@@ -28,14 +27,10 @@ def _sources(pair: sources.Pair) -> tuple[tuple[str, str, str, str], ...]:
   """(record label, role, dataset, test data) of each source of `pair`."""
   if pair == sources.DEFAULT:
     return tuple((label, role, label, data) for label, role, data in SOURCES)
-  return tuple((label, f'{role} {_name(d)} image', d.name,
+  return tuple((label, f'{role} {d.title} image', d.name,
                 _TEST_DATA.get(d.name, f'test images of {d.name}'))
                for label, role, d in zip(pair.labels, ('first', 'second'),
                                          (pair.first, pair.second)))
-
-
-def _name(dataset: sources.Dataset) -> str:
-  return _NAMES.get(dataset.name, dataset.short_name)
 
 
 def _yaml_header(name: str, record: dict[str, Any] | None,
@@ -94,7 +89,7 @@ def card(name: str, config: ml_collections.ConfigDict, step: int,
     outputs = 'digits, images'
   else:
     kind = 'grey' if channels == 1 else 'RGB'
-    first, second = _name(pair.first), _name(pair.second)
+    first, second = pair.first.title, pair.second.title
     images = (f'two {first} images' if pair.permutation_invariant
               else f'a {first} and a {second} image')
     task = (f'the pixel-wise mean of {images} ({size}×{size}\n{kind}, in '
@@ -128,7 +123,7 @@ mixtures of this kind, or start a fine-tuning run from these weights
 {cifar_note}
 ## Training data and recipe
 
-{' and '.join(_name(d) for d in pair.datasets)} training splits, paired afresh at every step. Batch
+{' and '.join(d.title for d in pair.datasets)} training splits, paired afresh at every step. Batch
 {config.batch_size}, {config.optimizer.name} at learning rate
 {config.optimizer.learning_rate} ({config.optimizer.schedule}), loss
 {config.loss.pixel} with SSIM weight {config.loss.ssim_weight}, seed

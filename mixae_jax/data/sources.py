@@ -48,9 +48,17 @@ class Dataset:
     """The dataset's name, or a folder's own name (its last part)."""
     return pathlib.PurePath(self.folder).name if self.folder else self.name
 
+  @property
+  def title(self) -> str:
+    """Its name as people write it ('MNIST', 'CIFAR-10'), or a folder's
+    own name."""
+    return _TITLES.get(self.name, self.short_name)
+
 
 # A source ``'folder:PATH'`` is the PNG and JPEG files under PATH, in RGB.
 FOLDER = 'folder:'
+# The datasets' names as people write them, for cards and pages.
+_TITLES = {'mnist': 'MNIST', 'cifar10': 'CIFAR-10'}
 
 DATASETS = {
     'mnist': Dataset('mnist', 28, 1, tuple(str(d) for d in range(10))),
